@@ -1,0 +1,12 @@
+"""Every AnnData slot name sngep reads or writes, in one place (see DESIGN.md, storage contract)."""
+
+GENE_IMAGES = "gene_images"  # .varm (n_vars, H, W) and .uns
+GENE_IMAGE_PIXEL = "gene_image_pixel"  # .obsm (n_obs, 2) int
+SPATIAL = "spatial"  # .obsm coordinates
+SEED_SIMILARITY = "seed_similarity"  # .varp and .uns[...]['params']
+ESTIMATE_K = "estimate_k"  # .uns
+DARLC = "darlc"  # .var (labels), .uns
+X_DARLC = "X_darlc"  # .varm embedding
+DARLC_SOFT = "darlc_soft"  # .varm soft assignments
+GENE_IMAGES_DENOISED = "gene_images_denoised"  # .varm
+DARLC_SCORES = "darlc_scores"  # .obsm

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real-data folder (integration tests skip without it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+_HERE = Path(__file__).resolve().parent
+
+
+def _find_shared_data() -> Path | None:
+    env = os.environ.get("SNGEP_DATA_DIR")
+    if env and Path(env).is_dir():
+        return Path(env)
+    for parent in [_HERE, *_HERE.parents]:
+        cand = parent / "shared" / "data"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = _find_shared_data()
+    if path is None:
+        pytest.skip("real data folder ../shared/data not found")
+    return path
