@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import sngep
+
+
+def _adata_with_similarity(s, key="seed_similarity") -> ad.AnnData:
+    n = s.shape[0]
+    adata = ad.AnnData(X=np.zeros((3, n), dtype=np.float32))
+    adata.varp[key] = s
+    return adata
+
+
+def _block_similarity(sizes, seed=0, noise=0.05, negative=0.1):
+    """Block-diagonal similarity: strong within blocks, weak noise (some negative) between."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    s = rng.uniform(-negative, noise, (n, n))
+    start = 0
+    for size in sizes:
+        s[start : start + size, start : start + size] = rng.uniform(0.3, 0.9, (size, size))
+        start += size
+    s = (s + s.T) / 2
+    np.fill_diagonal(s, 0.0)
+    perm = rng.permutation(n)  # order must not matter
+    return s[np.ix_(perm, perm)].astype(np.float32)
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_five_blocks_give_five(solver):
+    s = _block_similarity([8, 10, 12, 9, 11])
+    adata = _adata_with_similarity(s)
+    sngep.tl.estimate_k(adata, solver=solver, k_max=20)
+    res = adata.uns["estimate_k"]
+    assert res["k"] == 5
+    assert res["eigenvalues"].shape == (21,)
+    assert res["gaps"].shape == (20,)
+    assert np.all(np.diff(res["eigenvalues"]) >= -1e-9)
+    np.testing.assert_allclose(res["gaps"], np.diff(res["eigenvalues"]))
+    assert res["params"]["solver"] == solver
+
+
+def test_hand_computed_spectrum():
+    # two disconnected pairs with weight 1 (plus a negative entry, clipped to 0):
+    # D = I, each block L = [[1,-1],[-1,1]], L^2 = 2L, L' = 3L -> eigenvalues 0, 0, 6, 6
+    s = np.zeros((4, 4))
+    s[0, 1] = s[1, 0] = s[2, 3] = s[3, 2] = 1.0
+    s[0, 2] = s[2, 0] = -0.7
+    adata = _adata_with_similarity(s)
+    sngep.tl.estimate_k(adata, k_min=1, k_max=3)
+    res = adata.uns["estimate_k"]
+    np.testing.assert_allclose(res["eigenvalues"], [0, 0, 6, 6], atol=1e-10)
+    np.testing.assert_allclose(res["gaps"], [0, 6, 0], atol=1e-10)
+    assert res["k"] == 2
+
+
+def test_hand_computed_weighted_degrees():
+    # path 0 - 1 - 2 with weights a, b: checks D^-1/2 (L + L^2) D^-1/2 entry by entry
+    a, b = 2.0, 0.5
+    w = np.array([[0, a, 0], [a, 0, b], [0, b, 0]])
+    d = np.array([a, a + b, b])
+    lap = np.diag(d) - w
+    expected_matrix = np.diag(d**-0.5) @ (lap + lap @ lap) @ np.diag(d**-0.5)
+    # the path graph is connected: one zero eigenvalue; trace = sum of eigenvalues
+    adata = _adata_with_similarity(w)
+    sngep.tl.estimate_k(adata, k_min=1, k_max=2)
+    ev = adata.uns["estimate_k"]["eigenvalues"]
+    assert abs(ev[0]) < 1e-10
+    np.testing.assert_allclose(ev.sum(), np.trace(expected_matrix))
+    # hand value of the trace: sum_i (d_i + d_i^2 + sum_j w_ij^2) / d_i
+    hand = sum((d[i] + d[i] ** 2 + (w[i] ** 2).sum()) / d[i] for i in range(3))
+    np.testing.assert_allclose(ev.sum(), hand)
+
+
+def test_sparse_solver_matches_dense_on_medium_case():
+    s = _block_similarity([30, 50, 70, 60, 40, 50, 100], seed=3, noise=0.2, negative=0.05)
+    dense = _adata_with_similarity(s)
+    sparse = _adata_with_similarity(s)
+    sngep.tl.estimate_k(dense, solver="dense", k_max=30)
+    sngep.tl.estimate_k(sparse, solver="sparse", k_max=30)
+    np.testing.assert_allclose(
+        sparse.uns["estimate_k"]["eigenvalues"],
+        dense.uns["estimate_k"]["eigenvalues"],
+        rtol=1e-7,
+        atol=1e-8,
+    )
+    assert sparse.uns["estimate_k"]["k"] == dense.uns["estimate_k"]["k"] == 7
+
+
+def test_sparse_similarity_input_matches_dense_input():
+    s = _block_similarity([20, 25, 30], seed=1)
+    s[s < 0.2] = 0.0  # a kNN-like sparse graph
+    a = _adata_with_similarity(sp.csr_matrix(s))
+    b = _adata_with_similarity(s)
+    sngep.tl.estimate_k(a, solver="sparse", k_max=10)
+    sngep.tl.estimate_k(b, solver="dense", k_max=10)
+    np.testing.assert_allclose(
+        a.uns["estimate_k"]["eigenvalues"], b.uns["estimate_k"]["eigenvalues"], atol=1e-8
+    )
+    assert a.uns["estimate_k"]["k"] == 3
+
+
+def test_negative_entries_are_clipped():
+    s = _block_similarity([5, 6, 7], seed=2, negative=0.5)
+    assert (s < 0).any()
+    a = _adata_with_similarity(s)
+    b = _adata_with_similarity(np.maximum(s, 0))
+    sngep.tl.estimate_k(a, k_max=8)
+    sngep.tl.estimate_k(b, k_max=8)
+    np.testing.assert_allclose(
+        a.uns["estimate_k"]["eigenvalues"], b.uns["estimate_k"]["eigenvalues"]
+    )
+    assert np.all(np.isfinite(a.uns["estimate_k"]["eigenvalues"]))
+
+
+def test_isolated_gene_is_its_own_component():
+    s = _block_similarity([6, 6], seed=4, negative=0.0, noise=0.0)
+    s = np.pad(s, ((0, 1), (0, 1)))  # gene 12 has no similarity to anyone
+    adata = _adata_with_similarity(s)
+    sngep.tl.estimate_k(adata, k_min=1, k_max=6)
+    res = adata.uns["estimate_k"]
+    assert np.all(np.isfinite(res["eigenvalues"]))
+    np.testing.assert_allclose(res["eigenvalues"][:3], 0.0, atol=1e-10)
+    assert res["k"] == 3
+
+
+def test_k_range_is_respected():
+    s = _block_similarity([10, 10, 10, 10, 10])
+    adata = _adata_with_similarity(s)
+    sngep.tl.estimate_k(adata, k_min=6, k_max=12)
+    assert 6 <= adata.uns["estimate_k"]["k"] <= 12
+
+
+def test_default_k_max():
+    s = _block_similarity([4, 4, 4])
+    adata = _adata_with_similarity(s)
+    sngep.tl.estimate_k(adata)
+    assert adata.uns["estimate_k"]["params"]["k_max"] == 6  # n_genes // 2
+    assert adata.uns["estimate_k"]["k"] == 3
+
+
+def test_pathway_size():
+    adata = ad.AnnData(X=np.zeros((2, 95)))
+    sngep.tl.estimate_k(adata, method="pathway_size")  # no similarity needed
+    assert adata.uns["estimate_k"]["k"] == 3  # 95 / 30 = 3.17
+    sngep.tl.estimate_k(adata, method="pathway_size", k_min=5)
+    assert adata.uns["estimate_k"]["k"] == 5
+    adata = ad.AnnData(X=np.zeros((2, 75)))
+    sngep.tl.estimate_k(adata, method="pathway_size")
+    assert adata.uns["estimate_k"]["k"] == 3  # 2.5 rounds up
+    assert adata.uns["estimate_k"]["eigenvalues"].size == 0
+
+
+def test_end_to_end_with_seed_similarity():
+    rng = np.random.default_rng(0)
+    h = w = 16
+    yy, xx = np.mgrid[:h, :w]
+    patterns = [
+        np.exp(-((yy - 4) ** 2 + (xx - 4) ** 2) / 6.0),
+        (np.abs(xx - 12) < 2).astype(float),
+        (np.abs(yy - 12) < 2).astype(float),
+    ]
+    images = np.concatenate(
+        [p + 0.2 * rng.random((8, h, w)) * (rng.random((8, h, w)) < 0.2) for p in patterns]
+    ).astype(np.float32)
+    adata = ad.AnnData(X=np.zeros((h * w, 24), dtype=np.float32))
+    adata.varm["gene_images"] = images
+    adata.uns["gene_images"] = {"shape": np.array([h, w]), "mask": np.ones((h, w), bool)}
+    sngep.tl.seed_similarity(adata, show_progress_bar=False)
+    sngep.tl.estimate_k(adata, k_max=10)
+    assert adata.uns["estimate_k"]["k"] == 3
+
+
+def test_copy_and_h5ad_round_trip(tmp_path):
+    s = _block_similarity([5, 5, 5])
+    adata = _adata_with_similarity(s)
+    out = sngep.tl.estimate_k(adata, copy=True, key_added="kk")
+    assert "kk" not in adata.uns
+    path = tmp_path / "a.h5ad"
+    out.write_h5ad(path)
+    back = ad.read_h5ad(path)
+    assert int(back.uns["kk"]["k"]) == out.uns["kk"]["k"] == 3
+    np.testing.assert_array_equal(back.uns["kk"]["eigenvalues"], out.uns["kk"]["eigenvalues"])
+    np.testing.assert_array_equal(back.uns["kk"]["gaps"], out.uns["kk"]["gaps"])
+
+
+def test_errors():
+    s = _block_similarity([4, 4])
+    adata = _adata_with_similarity(s)
+    with pytest.raises(KeyError, match="tl.seed_similarity"):
+        sngep.tl.estimate_k(adata, similarity_key="missing")
+    with pytest.raises(ValueError, match="k_max"):
+        sngep.tl.estimate_k(adata, k_max=8)
+    with pytest.raises(ValueError, match="k_max"):
+        sngep.tl.estimate_k(adata, k_min=5, k_max=4)
+    with pytest.raises(ValueError, match="k_min"):
+        sngep.tl.estimate_k(adata, k_min=0)
+    with pytest.raises(ValueError, match="method"):
+        sngep.tl.estimate_k(adata, method="silhouette")
+    with pytest.raises(ValueError, match="solver='dense'"):
+        sngep.tl.estimate_k(adata, k_max=7, solver="sparse")
+    bad = s.copy()
+    bad[0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sngep.tl.estimate_k(_adata_with_similarity(bad))
