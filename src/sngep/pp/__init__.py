@@ -1,6 +1,7 @@
-"""Preprocessing: spatial expression -> gene images."""
+"""Preprocessing: spatial expression -> gene images; gene pre-selection."""
 
 from sngep.pp._gene_images import gene_images
 from sngep.pp._images_from_array import images_from_array
+from sngep.pp._spatial_genes import spatial_genes
 
-__all__ = ["gene_images", "images_from_array"]
+__all__ = ["gene_images", "images_from_array", "spatial_genes"]

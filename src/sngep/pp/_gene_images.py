@@ -232,7 +232,9 @@ def _array_pixels(adata: AnnData, grid: str) -> np.ndarray:
     return pixel
 
 
-def _bin_pixels(adata: AnnData, spatial_key: str, resolution: float | None) -> tuple[np.ndarray, float]:
+def _bin_pixels(
+    adata: AnnData, spatial_key: str, resolution: float | None
+) -> tuple[np.ndarray, float]:
     coords = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
     if coords.ndim != 2 or coords.shape[1] < 2:
         msg = f"adata.obsm[{spatial_key!r}] must be (n_obs, 2), got shape {coords.shape}"

@@ -1,0 +1,132 @@
+"""DARLC hyper-parameters and the two presets ('paper' and 'fast')."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+AUGMENTS = ("gat", "gks", None)
+MIXTURES = ("smm", "gmm", None)
+
+
+@dataclass(frozen=True)
+class DARLCConfig:
+    """Every knob of a DARLC run. Build one with :meth:`from_preset`.
+
+    The 'paper' preset follows main text 4.1.5: ViT with 4 blocks x 4 heads on 4x4 patches,
+    80 % masking, GAT C-512-30, 50 pretraining + 50 joint epochs, Adam with lr 1e-3,
+    a projection head to D = 32. The paper does not give the ViT width, the batch size,
+    the GAT epochs or the EM iterations; the values here are ours (STAGATE trains its GAT
+    for 1000 epochs; MAE-style ViT-tiny widths).
+    """
+
+    # Module I (main 3.2.2)
+    patch_size: int = 4
+    embed_dim: int = 128
+    depth: int = 4
+    n_heads: int = 4
+    mask_ratio: float = 0.8
+    contrastive_dim: int = 128
+    tau: float = 0.5
+    momentum: float = 0.999
+    # projection head (eq. 12) and SMM (main 3.3.1)
+    latent_dim: int = 32
+    head_hidden: int = 128
+    em_iter: int = 50
+    em_iter_first: int = 200
+    em_restart: bool = True  # also try a fresh k-means++ EM each epoch (see train.refit_smm)
+    min_cluster_frac: float = 0.1  # SMM solutions with a cluster < frac * N / K genes are rejected
+    size_threshold: float | None = None  # v of eq. 20; None -> 1 / n_clusters
+    eta0: float = 0.5  # eq. 16
+    # optimisation (Algorithm 1)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 256
+    pretrain_epochs: int = 50
+    epochs: int = 50
+    tol: float = 1e-3
+    # GAT denoiser (main 3.2.1, 4.1.5)
+    gat_hidden: int = 512
+    gat_latent: int = 30
+    gat_epochs: int = 1000
+    gat_lr: float = 1e-3
+    gat_radius: float = 1.5  # spot graph on the pixel grid: the 8-neighbourhood
+    gks_sigma: float = 1.0
+    # ablations (paper Table 4)
+    augment: str | None = "gat"
+    mixture: str | None = "smm"
+    use_clr: bool = True
+    use_lap: bool = True
+    use_size: bool = True
+    update_theta: bool = True  # Algorithm 1 line 23: Theta also follows the gradient of L2
+
+    @classmethod
+    def from_preset(cls, preset: str = "paper", **overrides: Any) -> DARLCConfig:
+        """Return the preset with ``overrides`` applied (``None`` values are ignored)."""
+        if preset not in PRESETS:
+            msg = f"preset must be one of {sorted(PRESETS)}, got {preset!r}"
+            raise ValueError(msg)
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            msg = f"unknown DARLC option(s) {sorted(unknown)}; valid: {sorted(known)}"
+            raise TypeError(msg)
+        # None means "take the preset's value", except for switches whose None is meaningful.
+        nullable = {"augment", "mixture", "size_threshold"}
+        given = {k: v for k, v in overrides.items() if v is not None or k in nullable}
+        cfg = replace(PRESETS[preset], **given)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on inconsistent settings."""
+        if self.augment not in AUGMENTS:
+            msg = f"augment must be one of {AUGMENTS}, got {self.augment!r}"
+            raise ValueError(msg)
+        if self.mixture not in MIXTURES:
+            msg = f"mixture must be one of {MIXTURES}, got {self.mixture!r}"
+            raise ValueError(msg)
+        if self.embed_dim % self.n_heads:
+            msg = f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})"
+            raise ValueError(msg)
+        if not 0 <= self.mask_ratio < 1:
+            msg = f"mask_ratio must be in [0, 1), got {self.mask_ratio}"
+            raise ValueError(msg)
+        for name in ("pretrain_epochs", "epochs"):
+            if getattr(self, name) < 0:
+                msg = f"{name} must be >= 0"
+                raise ValueError(msg)
+        if self.batch_size < 2:
+            msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
+            raise ValueError(msg)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (h5ad- and checkpoint-friendly: None becomes the string 'none')."""
+        return {k: ("none" if v is None else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DARLCConfig:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: (None if v == "none" else v) for k, v in d.items() if k in known})
+
+
+PRESETS: dict[str, DARLCConfig] = {
+    "paper": DARLCConfig(),
+    # CPU-friendly: narrower ViT, fewer epochs, smaller GAT. Still runs every loss term.
+    "fast": DARLCConfig(
+        embed_dim=64,
+        depth=2,
+        n_heads=4,
+        contrastive_dim=64,
+        head_hidden=64,
+        batch_size=32,
+        momentum=0.99,  # 0.999 barely moves the target in the few hundred steps of a CPU run
+        pretrain_epochs=30,
+        epochs=20,
+        em_iter=30,
+        em_iter_first=100,
+        gat_hidden=256,
+        gat_epochs=200,
+    ),
+}

@@ -1,0 +1,81 @@
+"""``sngep.pp.spatial_genes``: pre-select spatially variable genes with squidpy's Moran's I."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sngep import _keys
+from sngep import _logging as logg
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+
+def spatial_genes(
+    adata: AnnData,
+    *,
+    n_top: int = 2000,
+    layer: str | None = None,
+    spatial_key: str = _keys.SPATIAL,
+    n_neighs: int = 6,
+    key_added: str = "spatially_variable",
+    subset: bool = False,
+    copy: bool = False,
+) -> AnnData | None:
+    """Rank genes by Moran's I (:func:`squidpy.gr.spatial_autocorr`) and flag the top ``n_top``.
+
+    For users who want DARLC on a smaller gene set. Builds a spatial kNN graph with
+    :func:`squidpy.gr.spatial_neighbors` (``coord_type='generic'``) only when
+    ``adata.obsp['spatial_connectivities']`` does not exist yet.
+
+    Parameters
+    ----------
+    adata
+        Spots x genes with ``obsm[spatial_key]``; use normalised, log-transformed values.
+    n_top
+        Number of genes to flag (all genes if fewer).
+    layer
+        Layer to score instead of ``.X``.
+    spatial_key
+        ``obsm`` key of the coordinates.
+    n_neighs
+        Neighbours per spot of the graph built when none exists.
+    key_added
+        Boolean ``adata.var`` column; Moran's I itself goes to ``adata.var['moran_i']``.
+    subset
+        Keep only the flagged genes (in place, or in the copy).
+    copy
+        Return a copy.
+
+    Returns
+    -------
+    ``None`` or the copy; writes ``adata.var[key_added]``, ``adata.var['moran_i']`` and
+    squidpy's ``adata.uns['moranI']``.
+    """
+    import squidpy as sq
+
+    adata = adata.copy() if copy else adata
+    if spatial_key not in adata.obsm:
+        msg = f"adata.obsm[{spatial_key!r}] not found; spatial coordinates are needed for Moran's I"
+        raise KeyError(msg)
+    if n_top < 1:
+        msg = f"n_top must be >= 1, got {n_top}"
+        raise ValueError(msg)
+    start = logg.info("ranking genes by Moran's I")
+    if "spatial_connectivities" not in adata.obsp:
+        sq.gr.spatial_neighbors(
+            adata, spatial_key=spatial_key, coord_type="generic", n_neighs=n_neighs
+        )
+    sq.gr.spatial_autocorr(adata, mode="moran", layer=layer, n_perms=None, show_progress_bar=False)
+    moran = adata.uns["moranI"]["I"].reindex(adata.var_names)
+    adata.var["moran_i"] = moran.to_numpy(dtype=float)
+    order = np.argsort(-np.nan_to_num(adata.var["moran_i"].to_numpy(), nan=-np.inf), kind="stable")
+    flag = np.zeros(adata.n_vars, dtype=bool)
+    flag[order[: min(n_top, adata.n_vars)]] = True
+    adata.var[key_added] = flag
+    logg.info("    finished", time=start, deep=f"added\n    {key_added!r}, 'moran_i' (adata.var)")
+    if subset:
+        adata._inplace_subset_var(flag)
+    return adata if copy else None

@@ -1,0 +1,189 @@
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from sngep.models.darlc.losses import (
+    UncertaintyWeighting,
+    contrastive_loss,
+    eta_schedule,
+    laplacian_loss,
+    normalized_similarity,
+)
+
+
+def _naive_clr(e, eb, tau):
+    """Eq. 10 with explicit loops over python floats."""
+    e, eb = e.tolist(), eb.tolist()
+    n = len(e)
+
+    def s(a, b):
+        cos = sum(x * y for x, y in zip(a, b, strict=True)) / (
+            math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+        )
+        return math.exp(cos / tau)
+
+    total = 0.0
+    for i in range(n):
+        den1 = sum(s(e[i], e[k]) for k in range(n) if k != i) + sum(
+            s(e[i], eb[k]) for k in range(n)
+        )
+        den2 = sum(s(eb[i], e[k]) for k in range(n)) + sum(
+            s(eb[i], eb[k]) for k in range(n) if k != i
+        )
+        total += -math.log(s(e[i], eb[i]) / den1) - math.log(s(eb[i], e[i]) / den2)
+    return total / n
+
+
+@pytest.mark.parametrize("tau", [0.5, 0.2])
+def test_contrastive_matches_naive_eq10(tau):
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    eb = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    got = contrastive_loss(e, eb, tau=tau).item()
+    assert got == pytest.approx(_naive_clr(e, eb, tau), rel=1e-10)
+    # swapping the two views leaves eq. 10 unchanged (it is symmetric)
+    assert contrastive_loss(eb, e, tau=tau).item() == pytest.approx(got, rel=1e-10)
+    # scale invariant (cosine)
+    assert contrastive_loss(3 * e, 0.5 * eb, tau=tau).item() == pytest.approx(got, rel=1e-10)
+
+
+def test_contrastive_prefers_matched_pairs_and_grad_through_e():
+    g = torch.Generator().manual_seed(1)
+    e = torch.randn(16, 8, generator=g)
+    matched = contrastive_loss(e, e.clone())
+    shuffled = contrastive_loss(e, e[torch.randperm(16, generator=g)])
+    assert matched < shuffled - 0.1
+    e = e.requires_grad_()
+    eb = torch.randn(16, 8, generator=g)  # target view: no gradient
+    contrastive_loss(e, eb).backward()
+    assert e.grad.abs().sum() > 0
+    with pytest.raises(ValueError):
+        contrastive_loss(e, eb[:3])
+
+
+def test_uwl_value_by_hand():
+    uwl = UncertaintyWeighting(2, log_var_bounds=None)
+    with torch.no_grad():
+        uwl.raw.copy_(torch.tensor([math.log(2.0), math.log(0.5)]))
+    val = uwl(torch.tensor(3.0), torch.tensor(1.0))
+    ref = 3.0 / (2 * 2.0) + math.log(1 + 2.0) + 1.0 / (2 * 0.5) + math.log(1 + 0.5)
+    assert val.item() == pytest.approx(ref, rel=1e-6)
+    torch.testing.assert_close(uwl.weights, torch.tensor([0.25, 1.0]))
+    # bounded parametrisation: init_log_var maps exactly, list input accepted
+    ub = UncertaintyWeighting(3, init_log_var=1.0, log_var_bounds=(-4.0, 4.0))
+    torch.testing.assert_close(ub.log_var, torch.full((3,), 1.0))
+    losses = [torch.tensor(0.3), torch.tensor(-2.0), torch.tensor(5.0)]
+    ref = sum(v / (2 * math.e) + math.log(1 + math.e) for v in (0.3, -2.0, 5.0))
+    assert ub(losses).item() == pytest.approx(ref, rel=1e-6)
+    with pytest.raises(ValueError, match="expected 3"):
+        ub(torch.tensor(1.0))
+
+
+def _fit_sigma(uwl, loss_value, steps=1500):
+    opt = torch.optim.Adam(uwl.parameters(), lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        uwl(torch.tensor(loss_value)).backward()
+        opt.step()
+
+
+def test_uwl_sigma_optimum_and_negative_loss_is_safe():
+    # positive loss: sigma^2 converges to the analytic minimiser of eq. 11
+    uwl = UncertaintyWeighting(1)
+    _fit_sigma(uwl, 0.7)
+    assert uwl.log_var.item() == pytest.approx(UncertaintyWeighting.optimal_log_var(0.7), abs=1e-2)
+    # negative loss: unbounded eq. 11 runs away, the bounded one saturates at the bound
+    free = UncertaintyWeighting(1, log_var_bounds=None)
+    _fit_sigma(free, -1.0, steps=300)
+    assert free.log_var.item() < -10
+    safe = UncertaintyWeighting(1)
+    _fit_sigma(safe, -1.0, steps=300)
+    assert -4.0 <= safe.log_var.item() < -3.5
+    assert safe.weights.item() <= 0.5 * math.exp(4.0) + 1e-4
+    assert torch.isfinite(safe(torch.tensor(-1.0)))
+
+
+def _naive_lap(z, S):
+    S = np.clip(S, 0, None)
+    d = S.sum(1)
+    Dn = np.diag(1 / np.sqrt(d))
+    return np.trace(z.T @ (np.eye(len(S)) - Dn @ S @ Dn) @ z)
+
+
+def _sym(n, seed, density=None):
+    rng = np.random.default_rng(seed)
+    S = rng.uniform(-0.3, 1.0, (n, n))
+    S = (S + S.T) / 2
+    np.fill_diagonal(S, 0)
+    if density is not None:
+        S[rng.random((n, n)) > density] = 0
+        S = np.triu(S, 1)
+        S = S + S.T
+    return S
+
+
+def test_laplacian_matches_naive_dense_and_sparse():
+    n, d = 12, 4
+    S = _sym(n, 0, density=0.6)
+    z = np.random.default_rng(1).normal(size=(n, d))
+    ref = _naive_lap(z, S)
+    assert np.clip(S, 0, None).sum(1).min() > 0  # no isolated node in this case
+    zt = torch.tensor(z, requires_grad=True)
+    a_dense = normalized_similarity(S, dtype=torch.float64)
+    a_sparse = normalized_similarity(sp.csr_matrix(S), dtype=torch.float64)
+    assert a_sparse.is_sparse
+    torch.testing.assert_close(a_sparse.to_dense(), a_dense)
+    got_sum = laplacian_loss(zt, a_dense, reduction="sum")
+    assert got_sum.item() == pytest.approx(ref, rel=1e-10)
+    assert laplacian_loss(zt, a_dense).item() == pytest.approx(ref / n, rel=1e-10)
+    got_sp = laplacian_loss(zt, a_sparse, reduction="sum")
+    assert got_sp.item() == pytest.approx(ref, rel=1e-10)
+    # gradients agree: d/dZ Tr(Z^T L Z) = 2 L Z
+    (g_dense,) = torch.autograd.grad(got_sum, zt)
+    (g_sparse,) = torch.autograd.grad(got_sp, zt)
+    Sc = np.clip(S, 0, None)
+    dn = 1 / np.sqrt(Sc.sum(1))
+    lap = np.eye(n) - dn[:, None] * Sc * dn[None, :]
+    np.testing.assert_allclose(g_dense.numpy(), 2 * lap @ z, rtol=1e-10)
+    np.testing.assert_allclose(g_sparse.numpy(), 2 * lap @ z, rtol=1e-10)
+
+
+def test_laplacian_isolated_gene_and_psd():
+    n = 8
+    S = np.abs(_sym(n, 2))
+    S[3, :] = S[:, 3] = -0.5  # only negative similarity: isolated after clipping
+    S[3, 3] = 0
+    a = normalized_similarity(S, dtype=torch.float64)
+    assert a[3, 3].item() == 1.0 and torch.count_nonzero(a[3]).item() == 1
+    z = torch.randn(n, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    base = laplacian_loss(z, a, reduction="sum")
+    z2 = z.clone()
+    z2[3] += 10.0
+    assert laplacian_loss(z2, a, reduction="sum").item() == pytest.approx(base.item(), rel=1e-10)
+    # I - A is positive semi-definite, also for a kNN-like asymmetric sparse S
+    lap = torch.eye(n, dtype=torch.float64) - a
+    assert torch.linalg.eigvalsh(lap).min() > -1e-10
+    rng = np.random.default_rng(3)
+    knn = sp.random(30, 30, density=0.1, random_state=rng, format="csr")
+    a_knn = normalized_similarity(knn, dtype=torch.float64).to_dense()
+    torch.testing.assert_close(a_knn, a_knn.T)
+    assert torch.linalg.eigvalsh(torch.eye(30, dtype=torch.float64) - a_knn).min() > -1e-10
+    with pytest.raises(ValueError):
+        normalized_similarity(np.zeros((3, 4)))
+    with pytest.raises(ValueError):
+        laplacian_loss(z, a[:4, :4])
+
+
+def test_eta_schedule():
+    assert eta_schedule(0, 50) == 0.5
+    assert eta_schedule(25, 50) == pytest.approx(0.25)
+    assert eta_schedule(50, 50) == 0.0
+    assert eta_schedule(60, 50) == 0.0
+    vals = [eta_schedule(k, 10, kind="exponential") for k in range(11)]
+    assert vals[0] == 0.5 and all(a > b for a, b in zip(vals, vals[1:], strict=False))
+    assert vals[-1] == pytest.approx(0.5 * math.exp(-5))
+    with pytest.raises(ValueError):
+        eta_schedule(0, 10, kind="cosine")
