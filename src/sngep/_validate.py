@@ -20,7 +20,9 @@ def check_finite(x: np.ndarray, what: str) -> None:
         raise ValueError(msg)
 
 
-def get_gene_images(adata: AnnData, images_key: str = _keys.GENE_IMAGES) -> tuple[np.ndarray, np.ndarray]:
+def get_gene_images(
+    adata: AnnData, images_key: str = _keys.GENE_IMAGES
+) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images, mask)`` written by :func:`sngep.pp.gene_images`.
 
     ``images`` is ``(n_vars, H, W)`` float32, ``mask`` the ``(H, W)`` boolean tissue mask

@@ -21,9 +21,7 @@ def _hex_patch():
 def test_hex_patch_maps_to_expected_pixels():
     adata = _hex_patch()
     sngep.pp.gene_images(adata)
-    expected = np.array(
-        [[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [1, 3], [2, 0], [2, 1], [2, 2]]
-    )
+    expected = np.array([[0, 0], [0, 1], [0, 2], [1, 1], [1, 2], [1, 3], [2, 0], [2, 1], [2, 2]])
     np.testing.assert_array_equal(adata.obsm["gene_image_pixel"], expected)
     assert adata.uns["gene_images"]["params"]["grid"] == "visium"
     imgs = adata.varm["gene_images"]
@@ -136,7 +134,9 @@ def test_large_scatter_is_vectorised():
     # pixel values are means of their spots
     flat = pix[:, 0] * imgs.shape[2] + pix[:, 1]
     g = 7
-    expected = np.bincount(flat, weights=x[:, g].toarray().ravel(), minlength=imgs.shape[1] * imgs.shape[2])
+    expected = np.bincount(
+        flat, weights=x[:, g].toarray().ravel(), minlength=imgs.shape[1] * imgs.shape[2]
+    )
     cnt = np.bincount(flat, minlength=expected.size)
     expected = np.divide(expected, cnt, out=np.zeros_like(expected), where=cnt > 0)
     np.testing.assert_allclose(imgs[g].ravel(), expected, rtol=1e-5, atol=1e-6)

@@ -1,6 +1,5 @@
 """DARLC recovers planted gene clusters (the science, not only shapes). ~1 min on 2 CPU cores."""
 
-import numpy as np
 import pytest
 import scanpy as sc
 from sklearn.cluster import KMeans

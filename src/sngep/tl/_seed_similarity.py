@@ -64,7 +64,7 @@ def seed_similarity(
             5-point Laplacian (gradient divergence);
         ``'canny'``
             binary Canny edge map (skimage; no extra smoothing, image scaled to
-            max |value| = 1, hysteresis thresholds 0.1 and 0.2).
+            max ``|value|`` = 1, hysteresis thresholds 0.1 and 0.2).
     n_neighbors
         If given, keep for each gene its ``n_neighbors`` most similar genes, symmetrise
         (an entry is kept if either gene keeps it) and store a sparse CSR matrix. The dense

@@ -33,10 +33,10 @@ class DARLC:
     **options
         Any :class:`DARLCConfig` field (``epochs``, ``use_clr``, ``augment``, ``mixture``, ...).
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
+    Attributes
+    ----------
     embedding_
-        ``(N, latent_dim)`` z of the training images.
+        ``(N, latent_dim)`` z of the training images (after :meth:`fit`).
     soft_
         ``(N, K)`` soft assignments Q (eq. 19 normalised).
     labels_

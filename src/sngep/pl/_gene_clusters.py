@@ -1,0 +1,104 @@
+"""``sngep.pl.gene_clusters``: the paper's Fig. 3 for any clusters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sngep import _keys
+from sngep._validate import get_gene_images
+from sngep.pl._utils import finish, grid_in, masked, require_var
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+
+
+def gene_clusters(
+    adata: AnnData,
+    *,
+    key: str = _keys.DARLC,
+    clusters: Sequence | None = None,
+    n_genes: int = 5,
+    sort_by: str = "confidence",
+    images_key: str = _keys.GENE_IMAGES,
+    denoised: bool = False,
+    cmap: str = "viridis",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+):
+    """Gene images of cluster members: rows are clusters, columns their top genes.
+
+    Parameters
+    ----------
+    adata
+        AnnData after :func:`sngep.tl.darlc` (or any categorical ``adata.var[key]``).
+    key
+        ``adata.var`` column of cluster labels; soft assignments are read from
+        ``adata.varm[key + '_soft']`` when present.
+    clusters
+        Clusters to show (default: all, at most 12, largest first).
+    n_genes
+        Genes per cluster (columns).
+    sort_by
+        ``'confidence'`` (highest soft assignment first; falls back to order of appearance
+        without soft assignments) or ``'name'``.
+    images_key
+        ``.varm`` key of the images.
+    denoised
+        Show the GAT-denoised views (``adata.varm['gene_images_denoised']``) instead.
+    cmap
+        Colormap; each image has its own colour scale (genes differ in expression level).
+    ax
+        Draw into this axes' cell (subdivided) instead of a new figure.
+    show, return_fig
+        scanpy's conventions.
+
+    Returns
+    -------
+    The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
+    """
+    labels = require_var(adata, key, "sngep.tl.darlc").astype("category")
+    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
+    soft = adata.varm.get(f"{key}_soft")
+    cats = list(labels.cat.categories)
+    if clusters is None:
+        counts = labels.value_counts()
+        clusters = [c for c in counts.index if counts[c] > 0][:12]
+    clusters = [str(c) for c in clusters]
+    missing = [c for c in clusters if c not in map(str, cats)]
+    if missing:
+        msg = f"clusters {missing} not in adata.var[{key!r}] (categories: {cats})"
+        raise ValueError(msg)
+    if sort_by not in ("confidence", "name"):
+        msg = f"sort_by must be 'confidence' or 'name', got {sort_by!r}"
+        raise ValueError(msg)
+
+    lab = labels.astype(str).to_numpy()
+    fig, spec = grid_in(ax, len(clusters), n_genes)
+    grid = (spec.subgridspec if spec is not None else fig.add_gridspec)(len(clusters), n_genes)
+    axes = np.empty((len(clusters), n_genes), dtype=object)
+    for r, c in enumerate(clusters):
+        members = np.flatnonzero(lab == c)
+        if sort_by == "confidence" and soft is not None:
+            col = [str(x) for x in cats].index(c)
+            members = members[np.argsort(-np.asarray(soft)[members, col], kind="stable")]
+        elif sort_by == "name":
+            members = members[np.argsort(adata.var_names[members])]
+        for j in range(n_genes):
+            a = fig.add_subplot(grid[r, j])
+            axes[r, j] = a
+            a.set_xticks([])
+            a.set_yticks([])
+            for s in a.spines.values():
+                s.set_visible(False)
+            if j == 0:
+                a.set_ylabel(f"cluster {c}\n(n={len(members)})", fontsize=8)
+            if j < len(members):
+                g = members[j]
+                a.imshow(masked(images[g], mask), cmap=cmap, interpolation="nearest")
+                a.set_title(str(adata.var_names[g]), fontsize=8)
+    return finish(fig, show, return_fig, axes)

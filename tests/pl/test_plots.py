@@ -1,0 +1,68 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+import sngep  # noqa: E402
+
+
+@pytest.fixture
+def clustered():
+    a = sngep.datasets.synthetic(4, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0)
+    sngep.pp.gene_images(a)
+    truth = a.var["pattern"].cat.codes.to_numpy()
+    a.var["darlc"] = pd.Categorical(truth.astype(str))
+    soft = np.full((a.n_vars, 2), 0.1, np.float32)
+    soft[np.arange(a.n_vars), truth] = 0.9
+    soft[0, truth[0]] = 0.99  # most confident gene of its cluster
+    a.varm["darlc_soft"] = soft
+    a.varm["gene_images_denoised"] = a.varm["gene_images"] * 0.5
+    a.uns["darlc"] = {"history": {"L1": np.array([3.0, 2.0]), "label_change": np.array([1.0, 0.1]),
+                                  "phase": np.array([1.0, 1.0])}}
+    a.uns["estimate_k"] = {"k": 2, "eigenvalues": np.array([0.0, 0.01, 0.9, 1.0])}
+    return a
+
+
+def test_gene_clusters_returns_figure_and_orders_by_confidence(clustered):
+    fig = sngep.pl.gene_clusters(clustered, n_genes=3, return_fig=True)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2 * 3
+    plt.close(fig)
+    c0 = str(clustered.var["darlc"].iloc[0])
+    fig = sngep.pl.gene_clusters(clustered, clusters=[c0], n_genes=3, return_fig=True)
+    assert fig.axes[0].get_title() == clustered.var_names[0]  # the 0.99-confidence gene leads
+    plt.close(fig)
+    axes = sngep.pl.gene_clusters(clustered, clusters=["1"], n_genes=2, denoised=True, show=False)
+    assert axes.shape == (1, 2)
+    plt.close("all")
+
+
+def test_plots_respect_ax(clustered):
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3)
+    sngep.pl.eigengap(clustered, ax=ax1, show=False)
+    sngep.pl.gene_clusters(clustered, ax=ax2, n_genes=2, show=False)
+    sngep.pl.training_history(clustered, ax=ax3, show=False)
+    assert all(a.figure is fig for a in fig.axes)
+    assert ax1 in fig.axes  # eigengap draws into the given axes
+    plt.close(fig)
+
+
+def test_eigengap_marks_k(clustered):
+    ax = sngep.pl.eigengap(clustered, show=False)
+    assert any("K = 2" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close("all")
+
+
+def test_missing_inputs_name_the_tool():
+    a = sngep.datasets.synthetic(3, patterns=("band",), n_variants=2, shape=(10, 10))
+    with pytest.raises(KeyError, match="tl.darlc"):
+        sngep.pl.gene_clusters(a)
+    with pytest.raises(KeyError, match="tl.estimate_k"):
+        sngep.pl.eigengap(a)
+    with pytest.raises(KeyError, match="tl.darlc"):
+        sngep.pl.training_history(a)

@@ -1,0 +1,35 @@
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+
+import sngep
+from sngep.__main__ import main
+
+
+def test_run_on_small_h5ad_writes_keys(tmp_path):
+    a = sngep.datasets.synthetic(5, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0)
+    src = tmp_path / "in.h5ad"
+    a.write_h5ad(src)
+    out = tmp_path / "out.h5ad"
+    figs = tmp_path / "figs"
+    args = ["run", str(src), "--output", str(out), "--normalise", "--n-clusters", "2"]
+    rc = main([*args, "--epochs", "1", "--figures", str(figs)])
+    assert rc == 0
+    b = ad.read_h5ad(out)
+    assert b.varm["X_darlc"].shape[1] == 32
+    assert {"gene_images", "darlc_soft"} <= set(b.varm)
+    assert "seed_similarity" in b.varp and "estimate_k" in b.uns
+    assert b.uns["darlc"]["n_clusters"] == 2
+    assert np.isfinite(b.varm["X_darlc"]).all()
+    assert {p.name for p in figs.iterdir()} == {"gene_clusters.png", "eigengap.png", "training_history.png"}
+
+
+def test_missing_file_exits_nonzero_with_one_line(tmp_path):
+    res = subprocess.run(
+        [sys.executable, "-m", "sngep", "run", str(tmp_path / "nope.h5ad"), "--output", str(tmp_path / "o.h5ad")],
+        capture_output=True, text=True, check=False,
+    )
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines()[-1].startswith("sngep: error: input file not found")
