@@ -9,7 +9,9 @@ from sngep.__main__ import main
 
 
 def test_run_on_small_h5ad_writes_keys(tmp_path):
-    a = sngep.datasets.synthetic(5, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0)
+    a = sngep.datasets.synthetic(
+        5, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0
+    )
     src = tmp_path / "in.h5ad"
     a.write_h5ad(src)
     out = tmp_path / "out.h5ad"
@@ -23,13 +25,27 @@ def test_run_on_small_h5ad_writes_keys(tmp_path):
     assert "seed_similarity" in b.varp and "estimate_k" in b.uns
     assert b.uns["darlc"]["n_clusters"] == 2
     assert np.isfinite(b.varm["X_darlc"]).all()
-    assert {p.name for p in figs.iterdir()} == {"gene_clusters.png", "eigengap.png", "training_history.png"}
+    assert {p.name for p in figs.iterdir()} == {
+        "gene_clusters.png",
+        "eigengap.png",
+        "training_history.png",
+    }
 
 
 def test_missing_file_exits_nonzero_with_one_line(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "sngep", "run", str(tmp_path / "nope.h5ad"), "--output", str(tmp_path / "o.h5ad")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "sngep",
+            "run",
+            str(tmp_path / "nope.h5ad"),
+            "--output",
+            str(tmp_path / "o.h5ad"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode != 0
     assert res.stderr.strip().splitlines()[-1].startswith("sngep: error: input file not found")

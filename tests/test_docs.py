@@ -19,7 +19,20 @@ def test_docs_build_without_warnings(tmp_path):
     (tmp_path / "CHANGELOG.md").write_text((DOCS.parent / "CHANGELOG.md").read_text())
     (tmp_path / "src").symlink_to(DOCS.parent / "src")
     res = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(work), str(tmp_path / "out")],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(work),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stderr[-3000:]

@@ -16,7 +16,9 @@ ADATA_FUNCS = [
 ]
 
 
-@pytest.mark.parametrize(("mod", "name"), ADATA_FUNCS, ids=[f"{m.__name__}.{n}" for m, n in ADATA_FUNCS])
+@pytest.mark.parametrize(
+    ("mod", "name"), ADATA_FUNCS, ids=[f"{m.__name__}.{n}" for m, n in ADATA_FUNCS]
+)
 def test_adata_first_rest_keyword_only(mod, name):
     sig = inspect.signature(getattr(mod, name))
     params = list(sig.parameters.values())

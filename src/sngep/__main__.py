@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the whole pipeline on the bundled mouse olfactory bulb")
     d.add_argument("--output", default="sngep_demo", help="folder for demo.h5ad and PNGs")
-    d.add_argument("--n-genes", type=int, default=500, help="top Moran's I genes to use")
+    d.add_argument("--n-genes", type=int, default=300, help="top Moran's I genes to use")
     common(d)
     r = sub.add_parser("run", help="run the pipeline on an h5ad with spatial coordinates")
     r.add_argument("input")

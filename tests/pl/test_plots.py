@@ -13,7 +13,9 @@ import sngep  # noqa: E402
 
 @pytest.fixture
 def clustered():
-    a = sngep.datasets.synthetic(4, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0)
+    a = sngep.datasets.synthetic(
+        4, patterns=("band", "blob"), n_variants=1, shape=(12, 12), random_state=0
+    )
     sngep.pp.gene_images(a)
     truth = a.var["pattern"].cat.codes.to_numpy()
     a.var["darlc"] = pd.Categorical(truth.astype(str))
@@ -22,8 +24,13 @@ def clustered():
     soft[0, truth[0]] = 0.99  # most confident gene of its cluster
     a.varm["darlc_soft"] = soft
     a.varm["gene_images_denoised"] = a.varm["gene_images"] * 0.5
-    a.uns["darlc"] = {"history": {"L1": np.array([3.0, 2.0]), "label_change": np.array([1.0, 0.1]),
-                                  "phase": np.array([1.0, 1.0])}}
+    a.uns["darlc"] = {
+        "history": {
+            "L1": np.array([3.0, 2.0]),
+            "label_change": np.array([1.0, 0.1]),
+            "phase": np.array([1.0, 1.0]),
+        }
+    }
     a.uns["estimate_k"] = {"k": 2, "eigenvalues": np.array([0.0, 0.01, 0.9, 1.0])}
     return a
 

@@ -223,9 +223,12 @@ def refit_smm(
         with torch.no_grad():
             return float(m.soft_assign(z).sum(dim=0).min())
 
-    scored = [
-        (smallest(m) >= min_size, h["log_posterior"][-1], i) for i, (m, h) in enumerate(candidates)
-    ]
+    # valid candidates compete on the log-posterior; if none is valid, the least degenerate wins
+    scored = []
+    for i, (m, h) in enumerate(candidates):
+        size = smallest(m)
+        valid = size >= min_size
+        scored.append((valid, h["log_posterior"][-1] if valid else size, i))
     best = max(scored)[2]
     chosen, hist = candidates[best]
     params = chosen.get_parameters()
@@ -305,13 +308,14 @@ def fit(
 
         total = cfg.pretrain_epochs + cfg.epochs
         bar = tqdm(total=total, desc="DARLC", disable=not show_progress_bar, leave=False)
-        opt = torch.optim.Adam(
+        opt = torch.optim.Adam(  # foreach: one kernel per step for the many small tensors
             [*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()],
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
+            foreach=True,
         )
         # ---- pretraining of Module I (Algorithm 1 lines 2-10) ----
-        for epoch in range(cfg.pretrain_epochs):
+        for _ in range(cfg.pretrain_epochs):
             sums = {"rec": 0.0, "clr": 0.0, "ssl": 0.0}
             for idx in batches():
                 rec, clr, _ = _ssl_loss(net, x[idx], v[idx], cfg, gen)
@@ -336,7 +340,9 @@ def fit(
         ]
         if net.smm is not None and cfg.update_theta:
             params += list(net.smm.parameters())
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(  # foreach: one kernel per step for the many small tensors
+            params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+        )
         labels_prev: torch.Tensor | None = None
         for epoch in range(cfg.epochs):
             stats: dict[str, float] = {"phase": 1.0}
