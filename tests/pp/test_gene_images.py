@@ -140,3 +140,19 @@ def test_large_scatter_is_vectorised():
     cnt = np.bincount(flat, minlength=expected.size)
     expected = np.divide(expected, cnt, out=np.zeros_like(expected), where=cnt > 0)
     np.testing.assert_allclose(imgs[g].ravel(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.integration
+def test_dlpfc_gene_images_every_spot_lands_in_its_pixel(shared_data):
+    adata = sngep.datasets.dlpfc("151673", path=shared_data)[:, :300].copy()
+    sngep.pp.gene_images(adata)
+    imgs = adata.varm["gene_images"]
+    rows = adata.obs["array_row"].to_numpy()
+    cols = adata.obs["array_col"].to_numpy()
+    # hex mapping of main 4.1.1: (row - min, ceil((col - min) / 2)); a full slide is at most 78 x 65
+    h = rows.max() - rows.min() + 1
+    w = -(-(cols.max() - cols.min()) // 2) + 1
+    assert imgs.shape == (300, h, w) and h <= 78 and w <= 65
+    assert adata.uns["gene_images"]["mask"].sum() == adata.n_obs  # collision-free
+    pix = adata.obsm["gene_image_pixel"]
+    np.testing.assert_allclose(imgs[:, pix[:, 0], pix[:, 1]].T, adata.X.toarray(), rtol=1e-6)
