@@ -1,0 +1,117 @@
+"""Shared helpers: data preparation, fresh-process runs, wall time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+SCRATCH = Path(os.environ.get("SNGEP_BENCH_DIR", Path(tempfile.gettempdir()) / "sngep_bench"))
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (MiB), from /proc/self/status."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far (MiB; ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, float]]:
+    """Call ``fn`` and return ``(result, stats)``: wall time and RSS before / peak after.
+
+    ``peak_rss_mb`` is the process peak; it includes everything loaded before the call.
+    ``step_peak_mb`` is ``peak - rss_before`` when the call raised the process peak, the
+    memory the step itself needed on top of its inputs; when loading the inputs had a
+    higher peak than the step, the step's peak is hidden and this is marked as an upper bound.
+    """
+    before, peak0 = rss_mb(), peak_rss_mb()
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    wall = time.perf_counter() - t0
+    peak = peak_rss_mb()
+    stats = {
+        "wall_s": wall,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "step_peak_mb": peak - before,
+        "step_peak_is_upper_bound": bool(peak <= peak0),
+    }
+    return out, stats
+
+
+def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run module-level ``fn(*args)`` in a new spawned interpreter (clean peak RSS)."""
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, args)
+
+
+def prepared_dlpfc(sample: str = "151673"):
+    """DLPFC sample, genes in >= 10 spots, log1p (the loader's expression is count-normalised)."""
+    import scanpy as sc
+
+    import sngep
+
+    adata = sngep.datasets.dlpfc(sample)
+    n_loaded = adata.n_vars
+    sc.pp.filter_genes(adata, min_cells=10)
+    sc.pp.log1p(adata)
+    adata.uns["bench_n_genes_loaded"] = n_loaded
+    return adata
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def _jsonable(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    import torch
+
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "note": "shared machine: other processes ran on the same cores; absolute times are noisy",
+    }
+
+
+def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    """A small markdown table."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,361 @@
+"""DARLC cost on DLPFC 151673 (issue 3): time per epoch, peak memory, achieved FLOP/s.
+
+Everything runs on CPU, each measurement in a fresh spawned process (clean ``ru_maxrss``).
+
+1. GAT denoiser: :func:`sngep.models.darlc.gat.denoise_gat` on all genes (features) and
+   all spots, preset widths; time per epoch = ``(T(3 epochs) - T(1 epoch)) / 2``.
+2. ``sngep.tl.darlc(preset=..., pretrain_epochs=1, epochs=1, gat_epochs=1, device='cpu')``
+   with the seeding similarity, on all genes or on a random subset of N genes. The trainer's
+   functions are wrapped with timers (in this process only) to split the run into GAT views,
+   one pretraining epoch, and one joint epoch (which holds the first SMM EM fit, 3 k-means++
+   starts x ``em_iter_first`` iterations, and the final EM refit).
+3. Extrapolation to the preset's full schedule (an EXTRAPOLATION, not a measurement):
+   ``gat_epochs * t_gat + n_all / N * (pretrain_epochs * t_pre + epochs * t_joint)``,
+   linear in the number of genes; using the first joint epoch for every joint epoch is an
+   upper bound (later epochs run a shorter EM) unless training stops early (tol) anyway.
+4. Achieved fp32 FLOP/s of one ViT training step (forward + backward of
+   ``ModuleI.mae_loss(x) + ModuleI.embed(x).sum()``) on a batch of the preset's batch size
+   and DLPFC's image shape, FLOPs counted with ``torch.utils.flop_counter.FlopCounterMode``
+   (attention counted through the math SDPA backend), against a 2048 x 2048 fp32
+   ``torch.matmul`` in the same process.
+
+    python -m benchmarks.darlc_epoch            # fast on all genes, paper on 1,000 genes
+    python -m benchmarks.darlc_epoch --quick    # 300 genes for both presets
+
+Input: the seed-similarity AnnData written by ``benchmarks.foundation`` to
+``$SNGEP_BENCH_DIR`` (recomputed if absent). Output: ``benchmarks/results/darlc_epoch*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from benchmarks._common import (
+    RESULTS,
+    SCRATCH,
+    in_fresh_process,
+    machine,
+    measure,
+    peak_rss_mb,
+    prepared_dlpfc,
+    table,
+    write_json,
+)
+
+SIM_FILE = "dlpfc_sim.h5ad"
+
+
+def _load_with_similarity():
+    import anndata as ad
+
+    import sngep
+
+    path = SCRATCH / SIM_FILE
+    if path.exists():
+        return ad.read_h5ad(path)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    adata = prepared_dlpfc("151673")
+    sngep.pp.gene_images(adata)
+    sngep.tl.seed_similarity(adata, show_progress_bar=False)
+    adata.write_h5ad(path)
+    return adata
+
+
+def step_gat(preset: str) -> dict:
+    """Per-epoch time and peak memory of the GAT denoiser on all genes."""
+    from sngep._validate import get_gene_images
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.gat import denoise_gat, spot_graph
+    from sngep.models.darlc.train import normalise_images
+
+    adata = _load_with_similarity()
+    images, mask = get_gene_images(adata, "gene_images")
+    cfg = DARLCConfig.from_preset(preset)
+    x = normalise_images(images, mask)[:, mask].T.copy()  # (n_spots, n_genes), as make_views
+    del adata, images
+    edge_index = spot_graph(np.argwhere(mask).astype(float), method="radius", radius=cfg.gat_radius)
+    kw = dict(hidden=cfg.gat_hidden, latent=cfg.gat_latent, device="cpu", show_progress_bar=False)
+    _, s1 = measure(denoise_gat, x, edge_index, epochs=1, **kw)
+    _, s3 = measure(denoise_gat, x, edge_index, epochs=3, **kw)
+    return {
+        "preset": preset,
+        "n_genes": x.shape[1],
+        "n_spots": x.shape[0],
+        "hidden": cfg.gat_hidden,
+        "t_1_epoch_s": s1["wall_s"],
+        "t_3_epochs_s": s3["wall_s"],
+        "t_epoch_s": (s3["wall_s"] - s1["wall_s"]) / 2,
+        "peak_rss_mb": s3["peak_rss_mb"],
+        "rss_before_mb": s1["rss_before_mb"],
+        "full_gat_epochs": cfg.gat_epochs,
+    }
+
+
+def step_darlc(preset: str, n_genes: int | None, seed: int = 0) -> dict:
+    """One pretraining + one joint epoch of tl.darlc, split into phases by wrapped timers."""
+    import sngep
+    import sngep.models.darlc.model as model_mod
+    import sngep.models.darlc.train as train_mod
+
+    adata = _load_with_similarity()
+    n_all = adata.n_vars
+    if n_genes is not None and n_genes < n_all:
+        keep = np.sort(np.random.default_rng(seed).choice(n_all, n_genes, replace=False))
+        adata = adata[:, keep].copy()
+    marks: dict[str, float] = {}
+    totals = {"views_s": 0.0, "em_s": 0.0, "epoch_loss_step_s": 0.0}
+
+    def timed(fn, total_key=None, first_key=None, end_key=None):
+        def wrapper(*a, **k):
+            t = time.perf_counter()
+            if first_key and first_key not in marks:
+                marks[first_key] = t
+            out = fn(*a, **k)
+            if total_key:
+                totals[total_key] += time.perf_counter() - t
+            if end_key:
+                marks[end_key] = time.perf_counter()
+            return out
+
+        return wrapper
+
+    model_mod.make_views = timed(model_mod.make_views, "views_s")
+    model_mod.fit = timed(model_mod.fit, first_key="fit_start", end_key="fit_end")
+    train_mod.embed_all = timed(train_mod.embed_all, first_key="joint_start")
+    train_mod.refit_smm = timed(train_mod.refit_smm, "em_s")
+    train_mod._epoch_loss_step = timed(train_mod._epoch_loss_step, "epoch_loss_step_s")
+
+    try:
+        _, stats = measure(
+            sngep.tl.darlc,
+            adata,
+            preset=preset,
+            pretrain_epochs=1,
+            epochs=1,
+            gat_epochs=1,
+            device="cpu",
+            show_progress_bar=False,
+        )
+    except Exception as err:  # report the failure instead of losing the other measurements
+        return {
+            "preset": preset,
+            "n_genes": adata.n_vars,
+            "n_genes_all": n_all,
+            "error": f"{type(err).__name__}: {err}",
+            "marks": marks,
+            "totals": totals,
+            "peak_rss_mb": peak_rss_mb(),
+        }
+    return {
+        "preset": preset,
+        "n_genes": adata.n_vars,
+        "n_genes_all": n_all,
+        "k": int(adata.uns["darlc"]["n_clusters"]),
+        "image_shape": tuple(int(s) for s in adata.uns["gene_images"]["shape"]),
+        "t_total_s": stats["wall_s"],
+        "t_views_gat1_s": totals["views_s"],
+        "t_pretrain_epoch_s": marks["joint_start"] - marks["fit_start"],
+        "t_joint_epoch_s": marks["fit_end"] - marks["joint_start"],
+        "t_joint_em_s": totals["em_s"],
+        "t_joint_epoch_loss_step_s": totals["epoch_loss_step_s"],
+        "peak_rss_mb": stats["peak_rss_mb"],
+        "rss_before_mb": stats["rss_before_mb"],
+        "step_peak_mb": stats["step_peak_mb"],
+        "step_peak_is_upper_bound": stats["step_peak_is_upper_bound"],
+    }
+
+
+def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 3) -> dict:
+    """Achieved GFLOP/s of a ViT training step vs a 2048^2 fp32 matmul (same process)."""
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.vit import ModuleI
+
+    cfg = DARLCConfig.from_preset(preset)
+    torch.manual_seed(0)
+    net = ModuleI(
+        image_shape,
+        patch_size=cfg.patch_size,
+        embed_dim=cfg.embed_dim,
+        depth=cfg.depth,
+        n_heads=cfg.n_heads,
+        proj_dim=cfg.contrastive_dim,
+    )
+    x = torch.randn(cfg.batch_size, *image_shape)
+
+    def train_step():
+        gen = torch.Generator().manual_seed(0)
+        loss = net.mae_loss(x, cfg.mask_ratio, gen) + net.embed(x).sum()
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        train_step()
+    flops = counter.get_total_flops()
+    train_step()  # warm-up
+    step_times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        train_step()
+        step_times.append(time.perf_counter() - t)
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    torch.matmul(a, b)
+    mm_times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        mm_times.append(time.perf_counter() - t)
+    step_s, mm_s = statistics.median(step_times), statistics.median(mm_times)
+    vit = flops / step_s / 1e9
+    mm = 2 * 2048**3 / mm_s / 1e9
+    return {
+        "preset": preset,
+        "batch_size": cfg.batch_size,
+        "image_shape": image_shape,
+        "flops_per_step": flops,
+        "step_s_median": step_s,
+        "step_s_all": step_times,
+        "vit_gflops": vit,
+        "matmul_s_median": mm_s,
+        "matmul_gflops": mm,
+        "ratio_vit_over_matmul": vit / mm,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def extrapolate(run: dict, gat: dict, preset: str) -> dict:
+    from sngep.models.darlc.config import DARLCConfig
+
+    cfg = DARLCConfig.from_preset(preset)
+    scale = run["n_genes_all"] / run["n_genes"]
+    pre = cfg.pretrain_epochs * run["t_pretrain_epoch_s"] * scale
+    joint = cfg.epochs * run["t_joint_epoch_s"] * scale
+    gat_s = cfg.gat_epochs * gat["t_epoch_s"]
+    return {
+        "preset": preset,
+        "gene_scale": scale,
+        "gat_s": gat_s,
+        "pretrain_s": pre,
+        "joint_s": joint,
+        "total_s": gat_s + pre + joint,
+        "total_h": (gat_s + pre + joint) / 3600,
+        "schedule": f"{cfg.gat_epochs} GAT + {cfg.pretrain_epochs} pre + {cfg.epochs} joint",
+    }
+
+
+def main(
+    quick: bool = False,
+    n_fast: int | None = None,
+    n_paper: int | None = 1000,
+    parts: tuple[str, ...] = ("flops", "gat", "darlc"),
+) -> dict:
+    if quick:
+        n_fast = n_paper = 300
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    if not (SCRATCH / SIM_FILE).exists():
+        in_fresh_process(_load_with_similarity)
+    import anndata as ad
+
+    backed = ad.read_h5ad(SCRATCH / SIM_FILE, backed="r")
+    shape = tuple(int(s) for s in backed.uns["gene_images"]["shape"])
+    name = "darlc_epoch_quick.json" if quick else "darlc_epoch.json"
+    previous = RESULTS / name
+    old = json.loads(previous.read_text()) if previous.exists() else {}
+    out: dict = {
+        "dataset": "DLPFC 151673 (filter_genes min_cells=10, log1p)",
+        "quick": quick,
+        "device": "cpu",
+        "image_shape": shape,
+        "flops": {},
+        "gat": {},
+        "darlc": {},
+        "extrapolated": {},
+        "machine": machine(),
+    }
+    for part, step, args in (
+        ("flops", step_flops, lambda p: (p, shape)),
+        ("gat", step_gat, lambda p: (p,)),
+        ("darlc", step_darlc, lambda p: (p, n_fast if p == "fast" else n_paper)),
+    ):
+        for preset in ("fast", "paper"):
+            if part in parts or preset not in old.get(part, {}):
+                out[part][preset] = in_fresh_process(step, *args(preset))
+            else:  # re-use the previous measurement of this part
+                out[part][preset] = old[part][preset]
+            print(part, out[part][preset], flush=True)
+    for preset, run in out["darlc"].items():
+        if "error" not in run:
+            out["extrapolated"][preset] = extrapolate(run, out["gat"][preset], preset)
+    path = write_json(name, out)
+
+    print("\nViT training step, fp32 CPU (FLOPs by FlopCounterMode; matmul in the same process)")
+    print(
+        table(
+            list(out["flops"].values()),
+            [
+                "preset",
+                "batch_size",
+                "flops_per_step",
+                "step_s_median",
+                "vit_gflops",
+                "matmul_gflops",
+                "ratio_vit_over_matmul",
+            ],
+        )
+    )
+    print("\nGAT denoiser, all genes (measured)")
+    print(
+        table(
+            list(out["gat"].values()),
+            ["preset", "n_genes", "hidden", "t_epoch_s", "peak_rss_mb", "full_gat_epochs"],
+        )
+    )
+    print("\ntl.darlc, 1 pretrain + 1 joint epoch, gat_epochs=1 (measured)")
+    print(
+        table(
+            list(out["darlc"].values()),
+            [
+                "preset",
+                "n_genes",
+                "k",
+                "t_total_s",
+                "t_pretrain_epoch_s",
+                "t_joint_epoch_s",
+                "t_joint_em_s",
+                "peak_rss_mb",
+                "error",
+            ],
+        )
+    )
+    print("\nFull schedule on all genes (EXTRAPOLATED, linear in genes and epochs)")
+    print(
+        table(
+            list(out["extrapolated"].values()),
+            ["preset", "schedule", "gene_scale", "gat_s", "pretrain_s", "joint_s", "total_h"],
+        )
+    )
+    print(f"wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 genes for both presets")
+    parser.add_argument("--n-fast", type=int, default=None, help="gene subset for 'fast' (all)")
+    parser.add_argument("--n-paper", type=int, default=1000, help="gene subset for 'paper'")
+    parser.add_argument(
+        "--parts",
+        default="flops,gat,darlc",
+        help="parts to measure; the others are re-used from the last result file",
+    )
+    args = parser.parse_args()
+    main(args.quick, args.n_fast, args.n_paper, tuple(args.parts.split(",")))
