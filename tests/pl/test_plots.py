@@ -73,3 +73,57 @@ def test_missing_inputs_name_the_tool():
         sngep.pl.eigengap(a)
     with pytest.raises(KeyError, match="tl.darlc"):
         sngep.pl.training_history(a)
+
+
+def test_cluster_patterns_shows_each_cluster_mean(clustered):
+    fig = sngep.pl.cluster_patterns(clustered, return_fig=True)
+    assert isinstance(fig, Figure)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    counts = clustered.var["darlc"].value_counts()
+    assert sorted(titles) == sorted(f"cluster {c} (n={n})" for c, n in counts.items())
+    # the drawn pattern is the (weighted) mean of the standardised member images
+    img = next(a for a in fig.axes if a.get_title().startswith("cluster 0")).images[0]
+    images, mask = clustered.varm["gene_images"], clustered.uns["gene_images"]["mask"]
+    members = np.flatnonzero(clustered.var["darlc"].astype(str) == "0")
+    w = clustered.varm["darlc_soft"][members, 0].astype(float)
+    x = images[members][:, mask].astype(float)
+    z = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    np.testing.assert_allclose(img.get_array()[mask], (w[:, None] * z).sum(0) / w.sum(), rtol=1e-5)
+    plt.close(fig)
+
+
+def test_similarity_heatmap_orders_by_cluster(clustered):
+    n = clustered.n_vars
+    rng = np.random.default_rng(0)
+    s = rng.uniform(-1, 1, (n, n)).astype(np.float32)
+    clustered.varp["seed_similarity"] = (s + s.T) / 2
+    ax = sngep.pl.similarity(clustered, show=False)
+    drawn = ax.images[0].get_array()
+    lab = clustered.var["darlc"].astype(str).to_numpy()
+    # equal-sized clusters in category order; gene 0 (0.99) already leads its cluster
+    order = np.concatenate([np.flatnonzero(lab == "0"), np.flatnonzero(lab == "1")])
+    np.testing.assert_allclose(drawn, clustered.varp["seed_similarity"][order][:, order])
+    plt.close("all")
+    # subsetting above max_genes, and sparse input
+    import scipy.sparse as sp
+
+    clustered.varp["seed_similarity"] = sp.csr_matrix(clustered.varp["seed_similarity"])
+    ax = sngep.pl.similarity(clustered, max_genes=3, show=False)
+    assert ax.images[0].get_array().shape == (3, 3)
+    assert "3 of" in ax.get_title()
+    plt.close("all")
+
+
+def test_new_plots_respect_ax_and_name_the_tool(clustered):
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    clustered.varp["seed_similarity"] = np.eye(clustered.n_vars, dtype=np.float32)
+    sngep.pl.cluster_patterns(clustered, ax=ax1, show=False)
+    sngep.pl.similarity(clustered, ax=ax2, show=False)
+    assert all(a.figure is fig for a in fig.axes)
+    plt.close(fig)
+    a = sngep.datasets.synthetic(3, patterns=("band",), n_variants=2, shape=(10, 10))
+    with pytest.raises(KeyError, match="tl.darlc"):
+        sngep.pl.cluster_patterns(a)
+    a.var["darlc"] = pd.Categorical(["0"] * a.n_vars)
+    with pytest.raises(KeyError, match="tl.seed_similarity"):
+        sngep.pl.similarity(a)

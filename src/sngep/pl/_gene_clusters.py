@@ -9,7 +9,7 @@ import numpy as np
 
 from sngep import _keys
 from sngep._validate import get_gene_images
-from sngep.pl._utils import finish, grid_in, masked, require_var
+from sngep.pl._utils import finish, grid_in, masked, ordered_members, pick_clusters, require_var
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -61,33 +61,16 @@ def gene_clusters(
     -------
     The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
-    labels = require_var(adata, key, "sngep.tl.darlc").astype("category")
+    require_var(adata, key, "sngep.tl.darlc")
     images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
-    soft = adata.varm.get(f"{key}_soft")
-    cats = list(labels.cat.categories)
-    if clusters is None:
-        counts = labels.value_counts()
-        clusters = [c for c in counts.index if counts[c] > 0][:12]
-    clusters = [str(c) for c in clusters]
-    missing = [c for c in clusters if c not in map(str, cats)]
-    if missing:
-        msg = f"clusters {missing} not in adata.var[{key!r}] (categories: {cats})"
-        raise ValueError(msg)
-    if sort_by not in ("confidence", "name"):
-        msg = f"sort_by must be 'confidence' or 'name', got {sort_by!r}"
-        raise ValueError(msg)
+    clusters = pick_clusters(adata, key, clusters, limit=12)
+    members_of = ordered_members(adata, key, clusters, sort_by)
 
-    lab = labels.astype(str).to_numpy()
     fig, spec = grid_in(ax, len(clusters), n_genes)
     grid = (spec.subgridspec if spec is not None else fig.add_gridspec)(len(clusters), n_genes)
     axes = np.empty((len(clusters), n_genes), dtype=object)
     for r, c in enumerate(clusters):
-        members = np.flatnonzero(lab == c)
-        if sort_by == "confidence" and soft is not None:
-            col = [str(x) for x in cats].index(c)
-            members = members[np.argsort(-np.asarray(soft)[members, col], kind="stable")]
-        elif sort_by == "name":
-            members = members[np.argsort(adata.var_names[members])]
+        members = members_of[c]
         for j in range(n_genes):
             a = fig.add_subplot(grid[r, j])
             axes[r, j] = a

@@ -61,3 +61,44 @@ def finish(fig: Figure, show: bool | None, return_fig: bool, ret):
 def masked(image: np.ndarray, mask: np.ndarray) -> np.ma.MaskedArray:
     """An image with out-of-tissue pixels masked (drawn as the colormap's 'bad' colour)."""
     return np.ma.masked_array(image, mask=~mask)
+
+
+def ordered_members(
+    adata: AnnData, key: str, clusters: list[str], sort_by: str = "confidence"
+) -> dict[str, np.ndarray]:
+    """Gene indices of each cluster, most confident first (``adata.varm[key + '_soft']``).
+
+    ``sort_by='name'`` orders by gene name; without soft assignments, ``'confidence'`` keeps
+    the order of appearance.
+    """
+    if sort_by not in ("confidence", "name"):
+        msg = f"sort_by must be 'confidence' or 'name', got {sort_by!r}"
+        raise ValueError(msg)
+    labels = adata.var[key].astype("category")
+    cats = [str(c) for c in labels.cat.categories]
+    lab = labels.astype(str).to_numpy()
+    soft = adata.varm.get(f"{key}_soft")
+    out = {}
+    for c in clusters:
+        members = np.flatnonzero(lab == c)
+        if sort_by == "confidence" and soft is not None:
+            members = members[np.argsort(-np.asarray(soft)[members, cats.index(c)], kind="stable")]
+        elif sort_by == "name":
+            members = members[np.argsort(adata.var_names[members])]
+        out[c] = members
+    return out
+
+
+def pick_clusters(adata: AnnData, key: str, clusters, limit: int | None = None) -> list[str]:
+    """Validated cluster names: ``clusters`` or every non-empty one, largest first."""
+    labels = adata.var[key].astype("category")
+    cats = [str(c) for c in labels.cat.categories]
+    if clusters is None:
+        counts = labels.astype(str).value_counts()
+        clusters = [c for c in counts.index if counts[c] > 0][:limit]
+    clusters = [str(c) for c in clusters]
+    missing = [c for c in clusters if c not in cats]
+    if missing:
+        msg = f"clusters {missing} not in adata.var[{key!r}] (categories: {cats})"
+        raise ValueError(msg)
+    return clusters

@@ -1,0 +1,109 @@
+"""``sngep.pl.cluster_patterns``: the mean image of every gene cluster."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from sngep import _keys
+from sngep._validate import get_gene_images
+from sngep.pl._utils import finish, grid_in, masked, ordered_members, pick_clusters, require_var
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+
+
+def cluster_patterns(
+    adata: AnnData,
+    *,
+    key: str = _keys.DARLC,
+    clusters: Sequence | None = None,
+    images_key: str = _keys.GENE_IMAGES,
+    denoised: bool = False,
+    ncols: int | None = None,
+    cmap: str = "magma",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+):
+    """Mean pattern of every gene cluster, all clusters in one grid.
+
+    Each member image is standardised inside the tissue (mean 0, sd 1) before averaging, so
+    that highly expressed genes do not dominate the pattern; members are weighted by their
+    soft assignment (``adata.varm[key + '_soft']``) when present. Panels share one colour
+    scale (z-score units).
+
+    Parameters
+    ----------
+    adata
+        AnnData after :func:`sngep.tl.darlc` (or any categorical ``adata.var[key]``, e.g.
+        from :func:`sngep.tl.gene_leiden`).
+    key
+        ``adata.var`` column of cluster labels.
+    clusters
+        Clusters to show (default: all, largest first).
+    images_key
+        ``.varm`` key of the images.
+    denoised
+        Average the GAT-denoised views (``adata.varm['gene_images_denoised']``) instead.
+    ncols
+        Panels per row (default: about square).
+    cmap
+        Colormap.
+    ax
+        Draw into this axes' cell (subdivided) instead of a new figure.
+    show, return_fig
+        scanpy's conventions.
+
+    Returns
+    -------
+    The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
+    """
+    require_var(adata, key, "sngep.tl.darlc")
+    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
+    clusters = pick_clusters(adata, key, clusters)
+    members_of = ordered_members(adata, key, clusters)
+    soft = adata.varm.get(f"{key}_soft")
+    cats = [str(c) for c in adata.var[key].astype("category").cat.categories]
+
+    inside = images[:, mask].astype(np.float64)
+    sd = inside.std(axis=1)
+    z = (inside - inside.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0)[:, None]
+    z[sd == 0] = 0.0
+    means = []
+    for c in clusters:
+        m = members_of[c]
+        w = np.ones(m.size) if soft is None else np.asarray(soft)[m, cats.index(c)]
+        pattern = np.zeros(mask.shape)
+        if m.size and w.sum() > 0:
+            pattern[mask] = (w[:, None] * z[m]).sum(axis=0) / w.sum()
+        means.append(pattern)
+    lim = max(float(np.abs(p[mask]).max()) for p in means) if means else 1.0
+    lim = lim or 1.0
+
+    ncols = ncols or max(1, math.ceil(math.sqrt(len(clusters))))
+    nrows = math.ceil(len(clusters) / ncols)
+    fig, spec = grid_in(ax, nrows, ncols, panel_size=1.8)
+    grid = (spec.subgridspec if spec is not None else fig.add_gridspec)(nrows, ncols)
+    axes = np.empty((nrows, ncols), dtype=object)
+    im = None
+    for i in range(nrows * ncols):
+        a = fig.add_subplot(grid[i // ncols, i % ncols])
+        axes[i // ncols, i % ncols] = a
+        a.set_xticks([])
+        a.set_yticks([])
+        for s in a.spines.values():
+            s.set_visible(False)
+        if i < len(clusters):
+            c = clusters[i]
+            im = a.imshow(
+                masked(means[i], mask), cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest"
+            )
+            a.set_title(f"cluster {c} (n={members_of[c].size})", fontsize=8)
+    if im is not None:
+        fig.colorbar(im, ax=[a for a in axes.ravel()], shrink=0.6, label="mean z-score")
+    return finish(fig, show, return_fig, axes)

@@ -1,0 +1,170 @@
+"""gene_adata, gene_leiden and module_scores (issue 4)."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+import scipy.sparse as sp
+
+import sngep
+from sngep.metrics import ari
+
+
+@pytest.fixture
+def planted():
+    """Synthetic spots x genes; gene 'clusters' = planted patterns, embedding = noisy one-hot."""
+    a = sngep.datasets.synthetic(
+        8, patterns=("band", "blob", "ring"), n_variants=2, shape=(20, 20), random_state=3
+    )
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    sngep.pp.gene_images(a)
+    truth = a.var["pattern"].cat.codes.to_numpy()
+    k = truth.max() + 1
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(k, 8)) * 4
+    a.varm["X_darlc"] = (centres[truth] + rng.normal(size=(a.n_vars, 8))).astype(np.float32)
+    a.var["darlc"] = pd.Categorical(truth.astype(str), categories=[str(i) for i in range(k)])
+    soft = np.full((a.n_vars, k), 0.02, np.float32)
+    soft[np.arange(a.n_vars), truth] = 1 - 0.02 * (k - 1)
+    a.varm["darlc_soft"] = soft
+    a.varp["seed_similarity"] = sp.random(a.n_vars, a.n_vars, density=0.1, random_state=0).tocsr()
+    a.uns["darlc"] = {"n_clusters": int(k)}
+    return a, truth
+
+
+# --------------------------------------------------------------------------- gene_adata
+def test_gene_adata_carries_gene_level_data(planted):
+    a, truth = planted
+    before = a.copy()
+    g = sngep.tl.gene_adata(a)
+    assert g.n_obs == a.n_vars and list(g.obs_names) == list(a.var_names)
+    np.testing.assert_array_equal(g.X, a.varm["X_darlc"])
+    np.testing.assert_array_equal(g.obsm["X_darlc"], a.varm["X_darlc"])
+    np.testing.assert_array_equal(g.obsm["gene_images"], a.varm["gene_images"])
+    assert (g.obs["darlc"].to_numpy() == a.var["darlc"].to_numpy()).all()
+    assert "pattern" in g.obs
+    assert (g.obsp["seed_similarity"] != a.varp["seed_similarity"]).nnz == 0
+    np.testing.assert_array_equal(g.uns["gene_images"]["mask"], a.uns["gene_images"]["mask"])
+    # a copy, not a view: editing g leaves the input alone
+    g.obsm["X_darlc"][:] = 0
+    g.obs["darlc"] = "x"
+    np.testing.assert_array_equal(a.varm["X_darlc"], before.varm["X_darlc"])
+    assert (a.var["darlc"] == before.var["darlc"]).all()
+    # scanpy's graph tools run on it and recover the planted clusters
+    g = sngep.tl.gene_adata(a)
+    sc.pp.neighbors(g, use_rep="X_darlc", n_neighbors=10, random_state=0)
+    sc.tl.leiden(g, flavor="igraph", n_iterations=-1, directed=False, random_state=0)
+    assert ari(truth, g.obs["leiden"].to_numpy()) > 0.9
+
+
+def test_gene_adata_errors(planted):
+    a, _ = planted
+    with pytest.raises(KeyError, match="sngep.tl.darlc"):
+        sngep.tl.gene_adata(a, use_rep="X_missing")
+    a.varm["bad"] = np.zeros((a.n_vars, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="n_dims"):
+        sngep.tl.gene_adata(a, use_rep="bad")
+
+
+# --------------------------------------------------------------------------- gene_leiden
+def test_gene_leiden_recovers_planted_clusters(planted):
+    a, truth = planted
+    sngep.tl.gene_leiden(a, n_neighbors=10)
+    assert a.var["darlc_leiden"].dtype == "category"
+    assert ari(truth, a.var["darlc_leiden"].to_numpy()) > 0.9
+    assert a.uns["darlc_leiden"]["n_clusters"] == a.var["darlc_leiden"].nunique()
+
+
+@pytest.mark.parametrize("k", [3, 6, 9])
+def test_gene_leiden_hits_n_clusters(planted, k):
+    a, truth = planted
+    # start far off (resolution 0.01 gives one cluster) so the bisection has to work
+    sngep.tl.gene_leiden(a, n_clusters=k, resolution=0.01, n_neighbors=10, key_added="gl")
+    assert a.var["gl"].nunique() == k
+    assert a.uns["gl"]["n_clusters"] == k
+    assert a.uns["gl"]["resolution"] != 0.01
+    if k == len(np.unique(truth)):
+        assert ari(truth, a.var["gl"].to_numpy()) > 0.9
+
+
+def test_gene_leiden_copy_and_errors(planted):
+    a, _ = planted
+    out = sngep.tl.gene_leiden(a, copy=True, n_neighbors=10)
+    assert "darlc_leiden" in out.var and "darlc_leiden" not in a.var
+    with pytest.raises(ValueError, match="n_clusters"):
+        sngep.tl.gene_leiden(a, n_clusters=a.n_vars + 1)
+    with pytest.raises(KeyError, match="X_nope"):
+        sngep.tl.gene_leiden(a, use_rep="X_nope")
+
+
+# --------------------------------------------------------------------------- module_scores
+def test_module_scores_follow_the_planted_patterns(planted):
+    a, truth = planted
+    sngep.tl.module_scores(a)
+    scores = a.obsm["darlc_scores"]
+    k = len(np.unique(truth))
+    assert isinstance(scores, pd.DataFrame)
+    assert scores.shape == (a.n_obs, k) and list(scores.index) == list(a.obs_names)
+    profiles = a.obsm["synthetic_patterns"]
+    names = a.var["pattern"].cat.categories
+    for c in range(k):
+        s = scores[str(c)].to_numpy()
+        corr = [np.corrcoef(s, profiles[n].to_numpy())[0, 1] for n in names]
+        assert corr[c] > 0.45, (c, corr)  # noisy data: NB counts, 30 % dropout, 8 genes
+        assert np.argmax(corr) == c
+        # pooling the members beats every single noisy member gene
+        x = a.X.toarray()[:, truth == c]
+        single = [np.corrcoef(x[:, j], profiles[names[c]].to_numpy())[0, 1] for j in range(8)]
+        assert corr[c] > max(single) + 0.1, (corr[c], single)
+    # obs columns for squidpy / scanpy plotting, same numbers
+    cols = a.uns["darlc_scores"]["obs_columns"]
+    assert cols == [f"darlc_scores_{c}" for c in range(k)]
+    np.testing.assert_allclose(a.obs[cols].to_numpy(), scores.to_numpy())
+    # the h5ad round trip keeps them
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        a.write_h5ad(Path(d) / "a.h5ad")
+        back = ad.read_h5ad(Path(d) / "a.h5ad")
+    np.testing.assert_allclose(np.asarray(back.obsm["darlc_scores"]), scores.to_numpy())
+
+
+def test_module_scores_naive_reference_sparse_and_dense(planted):
+    a, _ = planted
+    dense = a.copy()
+    dense.X = a.X.toarray()
+    sngep.tl.module_scores(a, add_to_obs=False)
+    sngep.tl.module_scores(dense, add_to_obs=False)
+    np.testing.assert_allclose(
+        a.obsm["darlc_scores"].to_numpy(), dense.obsm["darlc_scores"].to_numpy(), atol=1e-5
+    )
+    # naive: z-score every gene, weighted mean over members with the soft weights
+    x = dense.X
+    z = (x - x.mean(0)) / x.std(0)
+    soft = a.varm["darlc_soft"]
+    lab = a.var["darlc"].astype(int).to_numpy()
+    for c in range(soft.shape[1]):
+        w = soft[lab == c, c]
+        ref = (z[:, lab == c] * w).sum(1) / w.sum()
+        np.testing.assert_allclose(a.obsm["darlc_scores"][str(c)], ref, rtol=1e-4, atol=1e-5)
+    assert not any(col.startswith("darlc_scores_") for col in a.obs)
+
+
+def test_module_scores_unweighted_constant_genes_and_errors(planted):
+    a, _ = planted
+    a.X = a.X.toarray()
+    a.X[:, 0] = 3.0  # a constant gene: no z-score, no weight
+    out = sngep.tl.module_scores(a, use_soft=False, copy=True, key_added="plain")
+    assert "plain" not in a.obsm and "plain" in out.obsm
+    assert out.uns["plain"]["params"]["use_soft"] is False
+    assert np.isfinite(out.obsm["plain"].to_numpy()).all()
+    with pytest.raises(KeyError, match="sngep.tl.darlc"):
+        sngep.tl.module_scores(a, key="nope")
+    with pytest.raises(KeyError, match="layers"):
+        sngep.tl.module_scores(a, layer="counts")
+    a.X[0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        sngep.tl.module_scores(a)
