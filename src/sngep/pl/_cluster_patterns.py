@@ -35,7 +35,8 @@ def cluster_patterns(
     Each member image is standardised inside the tissue (mean 0, sd 1) before averaging, so
     that highly expressed genes do not dominate the pattern; members are weighted by their
     soft assignment (``adata.varm[key + '_soft']``) when present. Panels share one colour
-    scale (z-score units).
+    scale (z-score units, clipped at the 99th percentile of
+    absolute values).
 
     Parameters
     ----------
@@ -82,8 +83,8 @@ def cluster_patterns(
         if m.size and w.sum() > 0:
             pattern[mask] = (w[:, None] * z[m]).sum(axis=0) / w.sum()
         means.append(pattern)
-    lim = max(float(np.abs(p[mask]).max()) for p in means) if means else 1.0
-    lim = lim or 1.0
+    # one robust colour scale: a few extreme pixels must not wash out every panel
+    lim = float(np.percentile(np.abs(np.concatenate([p[mask] for p in means])), 99)) or 1.0
 
     ncols = ncols or max(1, math.ceil(math.sqrt(len(clusters))))
     nrows = math.ceil(len(clusters) / ncols)

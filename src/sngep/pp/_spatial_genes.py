@@ -65,9 +65,12 @@ def spatial_genes(
         raise ValueError(msg)
     start = logg.info("ranking genes by Moran's I")
     if "spatial_connectivities" not in adata.obsp:
-        sq.gr.spatial_neighbors(
-            adata, spatial_key=spatial_key, coord_type="generic", n_neighs=n_neighs
-        )
+        if hasattr(sq.gr, "spatial_neighbors_knn"):  # squidpy >= 1.8 deprecates the old call
+            sq.gr.spatial_neighbors_knn(adata, spatial_key=spatial_key, n_neighs=n_neighs)
+        else:  # pragma: no cover - older squidpy
+            sq.gr.spatial_neighbors(
+                adata, spatial_key=spatial_key, coord_type="generic", n_neighs=n_neighs
+            )
     sq.gr.spatial_autocorr(adata, mode="moran", layer=layer, n_perms=None, show_progress_bar=False)
     moran = adata.uns["moranI"]["I"].reindex(adata.var_names)
     adata.var["moran_i"] = moran.to_numpy(dtype=float)
