@@ -12,12 +12,13 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 def test_docs_build_without_warnings(tmp_path):
     pytest.importorskip("sphinx")
-    pytest.importorskip("myst_parser")
+    pytest.importorskip("myst_nb")
     work = tmp_path / "docs"
     shutil.copytree(DOCS, work, ignore=shutil.ignore_patterns("_build", "generated"))
     # conf.py and changelog.md point at ../src and ../CHANGELOG.md
     (tmp_path / "CHANGELOG.md").write_text((DOCS.parent / "CHANGELOG.md").read_text())
     (tmp_path / "src").symlink_to(DOCS.parent / "src")
+    (tmp_path / "tutorials").symlink_to(DOCS.parent / "tutorials")
     res = subprocess.run(
         [
             sys.executable,
