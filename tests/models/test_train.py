@@ -14,7 +14,7 @@ def _kl_steps_on_theta(scale_aware: bool, scale: float = 1e-3, steps: int = 40):
     g = torch.Generator().manual_seed(0)
     d, k = 16, 3
     centres = 0.7 * torch.randn(k, d, generator=g, dtype=torch.float64)  # overlapping: Q soft
-    z = (centres.repeat_interleave(50, 0) + torch.randn(150, d, generator=g, dtype=torch.float64))
+    z = centres.repeat_interleave(50, 0) + torch.randn(150, d, generator=g, dtype=torch.float64)
     z = (scale * z).float()
     smm = StudentTMixture(k, d)
     smm.fit_em(z, n_iter=30, random_state=0)

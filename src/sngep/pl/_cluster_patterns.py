@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sngep import _keys
-from sngep._validate import get_gene_images
-from sngep.pl._utils import finish, grid_in, masked, ordered_members, pick_clusters, require_var
+from sngep.pl._utils import blank, cluster_inputs, finish, grid_in, masked
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -64,10 +63,7 @@ def cluster_patterns(
     -------
     The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
-    require_var(adata, key, "sngep.tl.darlc")
-    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
-    clusters = pick_clusters(adata, key, clusters)
-    members_of = ordered_members(adata, key, clusters)
+    images, mask, clusters, members_of = cluster_inputs(adata, key, clusters, images_key, denoised)
     soft = adata.varm.get(f"{key}_soft")
     cats = [str(c) for c in adata.var[key].astype("category").cat.categories]
 
@@ -95,10 +91,7 @@ def cluster_patterns(
     for i in range(nrows * ncols):
         a = fig.add_subplot(grid[i // ncols, i % ncols])
         axes[i // ncols, i % ncols] = a
-        a.set_xticks([])
-        a.set_yticks([])
-        for s in a.spines.values():
-            s.set_visible(False)
+        blank(a)
         if i < len(clusters):
             c = clusters[i]
             im = a.imshow(

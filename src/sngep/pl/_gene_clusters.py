@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sngep import _keys
-from sngep._validate import get_gene_images
-from sngep.pl._utils import finish, grid_in, masked, ordered_members, pick_clusters, require_var
+from sngep.pl._utils import blank, cluster_inputs, finish, grid_in, masked
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -61,10 +60,9 @@ def gene_clusters(
     -------
     The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
-    require_var(adata, key, "sngep.tl.darlc")
-    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
-    clusters = pick_clusters(adata, key, clusters, limit=12)
-    members_of = ordered_members(adata, key, clusters, sort_by)
+    images, mask, clusters, members_of = cluster_inputs(
+        adata, key, clusters, images_key, denoised, limit=12, sort_by=sort_by
+    )
 
     fig, spec = grid_in(ax, len(clusters), n_genes)
     grid = (spec.subgridspec if spec is not None else fig.add_gridspec)(len(clusters), n_genes)
@@ -74,10 +72,7 @@ def gene_clusters(
         for j in range(n_genes):
             a = fig.add_subplot(grid[r, j])
             axes[r, j] = a
-            a.set_xticks([])
-            a.set_yticks([])
-            for s in a.spines.values():
-                s.set_visible(False)
+            blank(a)
             if j == 0:
                 a.set_ylabel(f"cluster {c}\n(n={len(members)})", fontsize=8)
             if j < len(members):

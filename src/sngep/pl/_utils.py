@@ -102,3 +102,31 @@ def pick_clusters(adata: AnnData, key: str, clusters, limit: int | None = None) 
         msg = f"clusters {missing} not in adata.var[{key!r}] (categories: {cats})"
         raise ValueError(msg)
     return clusters
+
+
+def cluster_inputs(
+    adata: AnnData,
+    key: str,
+    clusters,
+    images_key: str,
+    denoised: bool,
+    *,
+    limit: int | None = None,
+    sort_by: str = "confidence",
+):
+    """What the per-cluster image plots read: ``(images, mask, clusters, members_of)``."""
+    from sngep import _keys
+    from sngep._validate import get_gene_images
+
+    require_var(adata, key, "sngep.tl.darlc")
+    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
+    clusters = pick_clusters(adata, key, clusters, limit=limit)
+    return images, mask, clusters, ordered_members(adata, key, clusters, sort_by)
+
+
+def blank(ax: Axes) -> None:
+    """An image panel: no ticks, no frame."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)

@@ -82,9 +82,7 @@ def gene_leiden(
         raise ValueError(msg)
     seed = 0 if random_state is None else int(random_state)
     start = logg.info(f"Leiden on the gene graph of {use_rep!r} ({n} genes)")
-    sc.pp.neighbors(
-        g, use_rep=use_rep, n_neighbors=min(n_neighbors, n - 1), random_state=seed
-    )
+    sc.pp.neighbors(g, use_rep=use_rep, n_neighbors=min(n_neighbors, n - 1), random_state=seed)
 
     def run(res: float) -> np.ndarray:
         sc.tl.leiden(

@@ -66,7 +66,9 @@ def module_scores(
     """
     adata = adata.copy() if copy else adata
     if key not in adata.var:
-        msg = f"adata.var[{key!r}] not found; run sngep.tl.darlc(adata) or sngep.tl.gene_leiden first"
+        msg = (
+            f"adata.var[{key!r}] not found; run sngep.tl.darlc(adata) or sngep.tl.gene_leiden first"
+        )
         raise KeyError(msg)
     if layer is not None and layer not in adata.layers:
         msg = f"adata.layers[{layer!r}] not found (available: {list(adata.layers.keys())})"
