@@ -1,0 +1,320 @@
+"""The gene-clustering methods compared by ``benchmarks.run``, one function each.
+
+Every method takes the same prepared AnnData (top Moran's I genes, log-normalised ``.X``,
+raw counts in ``layers['counts']`` where the data has counts, gene images in
+``varm['gene_images']``) and a K, and returns one label per gene of ``adata.var_names``.
+Methods whose own algorithm picks the number of modules (Hotspot, Smoothie/Infomap) also
+return their native labels, with ``-1`` for genes they leave unassigned.
+
+:func:`run_in_worker` is the entry point of the spawned processes: it loads the pickled
+AnnData, runs one method under :func:`benchmarks._common.measure` and returns plain data.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _dense(x) -> np.ndarray:
+    return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
+
+
+def _flat_images(adata, key: str = "gene_images") -> np.ndarray:
+    from sngep._validate import get_gene_images
+
+    images, mask = get_gene_images(adata, key)
+    return images[:, mask].astype(np.float64)
+
+
+def _average_linkage_cut(dist: np.ndarray, k: int) -> np.ndarray:
+    """Average-linkage hierarchical clustering on a square distance matrix, cut at K."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    d = np.clip((dist + dist.T) / 2, 0, None)
+    np.fill_diagonal(d, 0.0)
+    z = linkage(squareform(d, checks=False), method="average")
+    return fcluster(z, k, criterion="maxclust") - 1
+
+
+def _one_minus_pearson(x: np.ndarray) -> np.ndarray:
+    """``1 - r`` between the columns of ``x`` (spots x genes); constant genes get r = 0."""
+    xc = x - x.mean(axis=0, keepdims=True)
+    norm = np.linalg.norm(xc, axis=0)
+    norm[norm == 0] = np.inf
+    xs = xc / norm
+    return 1.0 - np.clip(xs.T @ xs, -1, 1)
+
+
+def _cut_linkage_k(z: np.ndarray, k: int) -> tuple[np.ndarray, str]:
+    """Cut a (possibly non-monotonic) linkage into K clusters; say how."""
+    from scipy.cluster.hierarchy import cut_tree, fcluster
+
+    labels = fcluster(z, k, criterion="maxclust") - 1
+    if len(np.unique(labels)) == k:
+        return labels, "fcluster(maxclust)"
+    # Hotspot's heights are (offset - z-score) and need not be monotonic; cut by merge order.
+    return cut_tree(z, n_clusters=k).ravel(), "cut_tree (merge order; fcluster gave fewer)"
+
+
+# ---------------------------------------------------------------------------------------------
+# methods: each returns a dict with 'labels' (or 'seeds': list of per-seed dicts) and 'info'
+
+
+def hotspot_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Hotspot (DeTomaso & Yosef 2021): local autocorrelation, pairwise local correlation z,
+    its own modules (``create_modules``) and its linkage cut at K."""
+    import hotspot
+
+    has_counts = "counts" in adata.layers
+    ad = adata.copy()
+    ad.layers["hs"] = ad.layers["counts"] if has_counts else ad.X
+    ad.layers["hs"] = (
+        ad.layers["hs"].tocsc() if hasattr(ad.layers["hs"], "tocsc") else ad.layers["hs"]
+    )
+    model = "danb" if has_counts else "normal"
+    if "total_counts_all_genes" not in ad.obs:
+        ad.obs["total_counts_all_genes"] = np.asarray(_dense(ad.layers["hs"]).sum(axis=1)).ravel()
+    n_neighbors = int(min(30, max(6, ad.n_obs // 40)))
+    min_gene_threshold = int(max(5, ad.n_vars // 50))
+    hs = hotspot.Hotspot(
+        ad,
+        layer_key="hs",
+        model=model,
+        latent_obsm_key="spatial",
+        umi_counts_obs_key="total_counts_all_genes",
+    )
+    hs.create_knn_graph(weighted_graph=False, n_neighbors=n_neighbors)
+    auto = hs.compute_autocorrelations(jobs=1)
+    genes = list(ad.var_names)  # every gene, for a label per gene (not only FDR < 0.05)
+    lcz = hs.compute_local_correlations(genes, jobs=1)
+    modules = hs.create_modules(
+        min_gene_threshold=min_gene_threshold, core_only=True, fdr_threshold=0.05
+    )
+    order = list(lcz.index)
+    cut, how = _cut_linkage_k(hs.linkage, k)
+    cut_s = dict(zip(order, cut, strict=True))
+    native = modules.reindex(ad.var_names).fillna(-1).astype(int).to_numpy()
+    return {
+        "labels": np.array([cut_s[g] for g in ad.var_names]),
+        "native_labels": native,
+        "info": {
+            "model": model,
+            "counts": "raw counts (layers['counts']), umi counts = totals over all genes before the gene subset"
+            if has_counts
+            else "no raw counts in this data set: model='normal' on log1p(count-normalised) values",
+            "n_neighbors": n_neighbors,
+            "min_gene_threshold": min_gene_threshold,
+            "n_autocorr_fdr_lt_0.05": int((auto["FDR"] < 0.05).sum()),
+            "native_n_modules": int(len(set(native) - {-1})),
+            "native_n_unassigned": int((native == -1).sum()),
+            "k_cut": how,
+        },
+    }
+
+
+def _smoothie_smooth(adata):
+    """Smoothie's in-place Gaussian smoothing; sd = one spot spacing."""
+    import smoothie
+    from scipy.spatial import cKDTree
+
+    ad = adata.copy()
+    ad.obsm["spatial"] = np.asarray(ad.obsm["spatial"], dtype=np.float64)
+    d, _ = cKDTree(ad.obsm["spatial"]).query(ad.obsm["spatial"], 2)
+    sd = float(np.median(d[:, 1]))
+    params = dict(grid_based_or_not=False, gaussian_sd=sd, min_spots_under_gaussian=10)
+    sm = smoothie.run_parallelized_smoothing(ad, num_processes=1, **params)
+    return ad, sm, params
+
+
+def smoothie_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Smoothie (Holdener & De Vlaminck 2025): Gaussian smoothing, Pearson network with a
+    shuffled-null PCC cutoff, Infomap modules (native count). The K-matched labels are our
+    adaptation: average-linkage on ``1 - r`` of the smoothed genes, cut at K."""
+    import smoothie
+
+    ad, sm, params = _smoothie_smooth(adata)
+    x = _dense(sm.X)
+    pcc, _ = smoothie.compute_correlation_matrix(x.copy())
+    p95, p99, p999 = smoothie.compute_shuffled_correlation_percentiles(
+        ad, num_processes=1, seed=seed, **params
+    )
+    cutoff = float(max(p999, 0.4))
+    power = 4
+    _, nodes = smoothie.make_spatial_network(
+        pcc,
+        list(sm.var_names),
+        pcc_cutoff=cutoff,
+        clustering_power=power,
+        trials=20,
+        random_seed=seed,
+    )
+    mod = dict(zip(nodes["name"], nodes["module_label"], strict=True))
+    native = np.array([mod[g] for g in adata.var_names])
+    sizes = {m: int((native == m).sum()) for m in np.unique(native)}
+    native = np.array([m if sizes[m] >= 3 else -1 for m in native])  # min_genes_for_module=3
+    labels = _average_linkage_cut(1.0 - np.clip(pcc, -1, 1), k)
+    return {
+        "labels": labels,
+        "native_labels": native,
+        "info": {
+            "smoothing": {**params, "num_processes": 1},
+            "shuffled_pcc_p95_p99_p999": [float(p95), float(p99), float(p999)],
+            "pcc_cutoff": cutoff,
+            "pcc_cutoff_rule": "max(shuffled 99.9th percentile, 0.4)",
+            "clustering_power": power,
+            "native_min_genes_for_module": 3,
+            "native_n_modules": int(len(set(native) - {-1})),
+            "native_n_unassigned": int((native == -1).sum()),
+            "k_matched": "average-linkage on 1 - Pearson of Smoothie-smoothed expression (our adaptation; Infomap has no K)",
+        },
+    }
+
+
+def squidpy_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Baseline: squidpy spatial graph, neighbour-averaged expression ``D^-1 (A + I) X``,
+    ``1 - r`` between genes, average linkage cut at K."""
+    import scipy.sparse as sp
+    import squidpy as sq
+
+    ad = adata.copy()
+    sq.gr.spatial_neighbors(ad, coord_type="generic", n_neighs=6, key_added="bench")
+    a = ad.obsp["bench_connectivities"]
+    a = (a > 0).astype(np.float64) + sp.eye(ad.n_obs)
+    a = sp.diags(1.0 / np.asarray(a.sum(axis=1)).ravel()) @ a
+    x = np.asarray(a @ _dense(ad.X))
+    return {
+        "labels": _average_linkage_cut(_one_minus_pearson(x), k),
+        "info": {"graph": "squidpy.gr.spatial_neighbors(coord_type='generic', n_neighs=6)"},
+    }
+
+
+def kmeans_method(
+    adata, k: int, seed: int = 0, images_key: str = "gene_images", **_: Any
+) -> dict[str, Any]:
+    """k-means (n_init=10) on the flattened in-tissue pixels of the gene images."""
+    from sklearn.cluster import KMeans
+
+    x = _flat_images(adata, images_key)
+    return {
+        "labels": KMeans(k, n_init=10, random_state=seed).fit_predict(x),
+        "info": {"images": images_key},
+    }
+
+
+def darlc_method(
+    adata, k: int, seed: int = 0, darlc_kw: dict | None = None, **_: Any
+) -> dict[str, Any]:
+    """``sngep.tl.darlc`` (preset and ablation switches in ``darlc_kw``)."""
+    import sngep
+
+    kw = dict(preset="fast", show_progress_bar=False, device="cpu")
+    kw.update(darlc_kw or {})
+    out = sngep.tl.darlc(adata, n_clusters=k, random_state=seed, copy=True, **kw)
+    hist = out.uns["darlc"]["history"]
+    phase = np.asarray(hist.get("phase", []))
+    return {
+        "labels": out.var["darlc"].astype(int).to_numpy(),
+        "denoised": np.asarray(out.varm["gene_images_denoised"], dtype=np.float32),
+        "info": {
+            "darlc_kw": kw,
+            "pretrain_epochs_run": int(np.sum(phase == 0)) if phase.size else None,
+            "joint_epochs_run": int(np.sum(phase == 1)) if phase.size else None,
+        },
+    }
+
+
+METHODS = {
+    "hotspot": hotspot_method,
+    "smoothie": smoothie_method,
+    "squidpy_hc": squidpy_method,
+    "kmeans": kmeans_method,
+    "darlc": darlc_method,
+}
+
+
+_IMPORTS = {
+    "hotspot": "hotspot",
+    "smoothie": "smoothie",
+    "squidpy_hc": "squidpy",
+    "kmeans": "sklearn.cluster",
+    "darlc": "sngep.models.darlc.model",
+}
+
+
+def _vm_mb(field: str) -> float:
+    """``VmHWM`` / ``VmRSS`` of this process image (MiB), from /proc/self/status."""
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_hwm() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (``echo 5 > /proc/self/clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def run_in_worker(method: str, pickle_path: str, k: int, seed: int, kwargs: dict) -> dict[str, Any]:
+    """Load the pickled AnnData and run one method, timed (entry point of fresh processes).
+
+    Peak memory comes from ``VmHWM``, not ``ru_maxrss``: a spawned child is forked from the
+    driver before it execs, and Linux keeps the driver's peak in the child's ``ru_maxrss``
+    (so ``_common.measure`` would report at least the driver's RSS). ``peak_rss_mb`` is this
+    process's own peak (Python, imports, the loaded AnnData and the method);
+    ``step_peak_mb`` is the method's peak above the RSS it started from.
+    """
+    import importlib
+    import os
+
+    import torch
+
+    from benchmarks._common import measure
+
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
+    with open(pickle_path, "rb") as fh:
+        adata = pickle.load(fh)
+    extra = kwargs.pop("_extra_varm", None)
+    if extra is not None:  # e.g. DARLC's denoised images for k-means
+        name, arr = extra
+        adata.varm[name] = arr
+    importlib.import_module(_IMPORTS[method])  # import time is not the method's run time
+    hwm_load = _vm_mb("VmHWM")
+    reset = _reset_hwm()
+    rss_before = _vm_mb("VmRSS")
+    try:
+        out, stats = measure(METHODS[method], adata, k, seed=seed, **kwargs)
+    except Exception as err:  # noqa: BLE001 - recorded, not hidden
+        return {
+            "error": f"{type(err).__name__}: {err}",
+            "traceback": traceback.format_exc(),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    hwm_step = _vm_mb("VmHWM")
+    stats = {
+        "wall_s": stats["wall_s"],
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": max(hwm_load, hwm_step),
+        "step_peak_mb": hwm_step - rss_before if reset else float("nan"),
+        "peak_source": "VmHWM (clear_refs reset before the method)" if reset else "VmHWM",
+    }
+    out["stats"] = stats
+    for key in ("labels", "native_labels"):
+        if key in out:
+            out[key] = np.asarray(out[key]).astype(int)
+    return out
