@@ -198,9 +198,13 @@ def theta_param_groups(smm: StudentTMixture, lr: float) -> list[dict[str, Any]]:
 
 
 def _theta_scale(smm: StudentTMixture) -> float:
-    """Median standard deviation of the mixture's components (median Cholesky diagonal)."""
+    """Median component standard deviation (median Cholesky diagonal), capped at 1.
+
+    The cap keeps the step no larger than the base ``lr``: wide clusters are not pushed
+    harder than the other parameters, only narrow ones are protected.
+    """
     with torch.no_grad():
-        return float(smm.chol_log_diag.exp().median())
+        return min(1.0, float(smm.chol_log_diag.exp().median()))
 
 
 def rescale_theta_lr(opt: torch.optim.Optimizer, smm: StudentTMixture, lr: float) -> None:
