@@ -59,6 +59,16 @@ FAMILY_PATTERNS = {
 }
 
 
+def _keep_counts_and_normalise(adata) -> None:
+    """Raw counts to ``layers['counts']`` (Hotspot's input), then normalize_total + log1p."""
+    import scanpy as sc
+
+    adata.layers["counts"] = adata.X.copy()
+    adata.obs["total_counts_all_genes"] = np.asarray(adata.X.sum(axis=1)).ravel()
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+
+
 def gene_families(symbols) -> np.ndarray:
     out = []
     for s in symbols:
@@ -97,10 +107,7 @@ def prepare(dataset: str, n_top: int) -> tuple[Any, dict[str, Any]]:
         adata = sngep.datasets.mouse_olfactory_bulb()
         desc["n_genes_loaded"] = adata.n_vars
         sc.pp.filter_genes(adata, min_cells=10)
-        adata.layers["counts"] = adata.X.copy()
-        adata.obs["total_counts_all_genes"] = np.asarray(adata.X.sum(axis=1)).ravel()
-        sc.pp.normalize_total(adata)
-        sc.pp.log1p(adata)
+        _keep_counts_and_normalise(adata)
         desc["preprocessing"] = (
             "filter_genes(min_cells=10), counts kept in layers['counts'], normalize_total, log1p"
         )
@@ -119,10 +126,7 @@ def prepare(dataset: str, n_top: int) -> tuple[Any, dict[str, Any]]:
     elif dataset == "synthetic":
         adata = sngep.datasets.synthetic(random_state=0)
         desc["n_genes_loaded"] = adata.n_vars
-        adata.layers["counts"] = adata.X.copy()
-        adata.obs["total_counts_all_genes"] = np.asarray(adata.X.sum(axis=1)).ravel()
-        sc.pp.normalize_total(adata)
-        sc.pp.log1p(adata)
+        _keep_counts_and_normalise(adata)
         desc["preprocessing"] = (
             "sngep.datasets.synthetic(random_state=0), normalize_total, log1p; all genes"
         )
