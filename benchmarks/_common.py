@@ -25,7 +25,15 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far (MiB; ru_maxrss is KiB on Linux)."""
+    """Peak resident set size of this process so far (MiB), ``VmHWM`` from /proc/self/status.
+
+    Not ``ru_maxrss``: Linux carries it across fork + exec, so a freshly spawned child
+    reported its parent's peak (a 16 MB child showed 815 MB). ``VmHWM`` belongs to the
+    process's own address space.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
