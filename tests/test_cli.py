@@ -27,6 +27,7 @@ def test_run_on_small_h5ad_writes_keys(tmp_path):
     assert np.isfinite(b.varm["X_darlc"]).all()
     assert {p.name for p in figs.iterdir()} == {
         "gene_clusters.png",
+        "cluster_patterns.png",
         "eigengap.png",
         "training_history.png",
     }

@@ -42,6 +42,7 @@ def _pipeline(adata, *, n_clusters, preset, epochs, n_genes, figures, random_sta
         written = []
         for name, fn in (
             ("gene_clusters", lambda: sngep.pl.gene_clusters(adata, return_fig=True)),
+            ("cluster_patterns", lambda: sngep.pl.cluster_patterns(adata, return_fig=True)),
             ("eigengap", lambda: sngep.pl.eigengap(adata, return_fig=True)),
             ("training_history", lambda: sngep.pl.training_history(adata, return_fig=True)),
         ):
