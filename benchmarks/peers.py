@@ -4,7 +4,10 @@ Every method takes the same prepared AnnData (top Moran's I genes, log-normalise
 raw counts in ``layers['counts']`` where the data has counts, gene images in
 ``varm['gene_images']``) and a K, and returns one label per gene of ``adata.var_names``.
 Methods whose own algorithm picks the number of modules (Hotspot, Smoothie/Infomap) also
-return their native labels, with ``-1`` for genes they leave unassigned.
+return their native labels, with ``-1`` for genes they leave unassigned. Methods with a
+per-gene representation (DARLC's embedding, the smoothed expression of Smoothie and the
+squidpy baseline, the images k-means sees) return it too, for the Leiden scores of
+``benchmarks.run``; Hotspot has none (its modules come from a gene x gene z matrix).
 
 :func:`run_in_worker` is the entry point of the spawned processes: it loads the pickled
 AnnData, runs one method under :func:`benchmarks._common.measure` and returns plain data.
@@ -32,6 +35,16 @@ def _flat_images(adata, key: str = "gene_images") -> np.ndarray:
 
     images, mask = get_gene_images(adata, key)
     return images[:, mask].astype(np.float64)
+
+
+def _zscore_rows(x: np.ndarray) -> np.ndarray:
+    """Each gene's vector centred and scaled to unit sd (Euclidean kNN then ranks by Pearson);
+    constant genes become zeros."""
+    x = np.asarray(x, dtype=np.float32)
+    xc = x - x.mean(axis=1, keepdims=True)
+    sd = xc.std(axis=1, keepdims=True)
+    sd[sd == 0] = np.inf
+    return xc / sd
 
 
 def _average_linkage_cut(dist: np.ndarray, k: int) -> np.ndarray:
@@ -165,7 +178,9 @@ def smoothie_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
     return {
         "labels": labels,
         "native_labels": native,
+        "representation": _zscore_rows(x.T),
         "info": {
+            "representation": "Smoothie-smoothed expression per gene, z-scored",
             "smoothing": {**params, "num_processes": 1},
             "shuffled_pcc_p95_p99_p999": [float(p95), float(p99), float(p999)],
             "pcc_cutoff": cutoff,
@@ -193,7 +208,11 @@ def squidpy_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
     x = np.asarray(a @ _dense(ad.X))
     return {
         "labels": _average_linkage_cut(_one_minus_pearson(x), k),
-        "info": {"graph": "squidpy.gr.spatial_neighbors(coord_type='generic', n_neighs=6)"},
+        "representation": _zscore_rows(x.T),
+        "info": {
+            "graph": "squidpy.gr.spatial_neighbors(coord_type='generic', n_neighs=6)",
+            "representation": "neighbour-averaged expression per gene, z-scored",
+        },
     }
 
 
@@ -206,7 +225,8 @@ def kmeans_method(
     x = _flat_images(adata, images_key)
     return {
         "labels": KMeans(k, n_init=10, random_state=seed).fit_predict(x),
-        "info": {"images": images_key},
+        "representation": _zscore_rows(x),
+        "info": {"images": images_key, "representation": "in-tissue pixels, z-scored per gene"},
     }
 
 
@@ -224,8 +244,10 @@ def darlc_method(
     return {
         "labels": out.var["darlc"].astype(int).to_numpy(),
         "denoised": np.asarray(out.varm["gene_images_denoised"], dtype=np.float32),
+        "representation": np.asarray(out.varm["X_darlc"], dtype=np.float32),
         "info": {
             "darlc_kw": kw,
+            "representation": "varm['X_darlc'] (the D = 32 embedding z), as is",
             "pretrain_epochs_run": int(np.sum(phase == 0)) if phase.size else None,
             "joint_epochs_run": int(np.sum(phase == 1)) if phase.size else None,
         },
