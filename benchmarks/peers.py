@@ -135,14 +135,22 @@ def hotspot_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
 
 
 def _smoothie_smooth(adata):
-    """Smoothie's in-place Gaussian smoothing; sd = one spot spacing."""
+    """Smoothie's in-place Gaussian smoothing; sd = one spot spacing, or more where spots are
+    sparse.
+
+    Smoothie skips (and above 15 % refuses) locations with fewer than
+    ``min_spots_under_gaussian`` spots within 3 sd. On Visium / ST grids one spacing puts
+    ~30 spots there; the sparse Slide-seq puck needs a wider kernel, so sd is raised until
+    90 % of the spots have 10 spots (themselves included) within 3 sd.
+    """
     import smoothie
     from scipy.spatial import cKDTree
 
     ad = adata.copy()
-    ad.obsm["spatial"] = np.asarray(ad.obsm["spatial"], dtype=np.float64)
-    d, _ = cKDTree(ad.obsm["spatial"]).query(ad.obsm["spatial"], 2)
-    sd = float(np.median(d[:, 1]))
+    xy = np.asarray(ad.obsm["spatial"], dtype=np.float64)
+    ad.obsm["spatial"] = xy
+    d, _ = cKDTree(xy).query(xy, min(10, len(xy)))
+    sd = float(max(np.median(d[:, 1]), np.quantile(d[:, -1], 0.9) / 3))
     params = dict(grid_based_or_not=False, gaussian_sd=sd, min_spots_under_gaussian=10)
     sm = smoothie.run_parallelized_smoothing(ad, num_processes=1, **params)
     return ad, sm, params

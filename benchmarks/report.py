@@ -56,7 +56,17 @@ def _num(row: dict[str, Any], key: str, digits: int = 3) -> str:
 def _row(r: dict[str, Any], truth: bool) -> list[str]:
     if "DBIP" not in r:
         err = r.get("error", "no result")
-        head = [r["method"], str(r.get("n_genes", "")), str(r.get("K", "")), f"**{err}**"]
+        seeds = r.get("per_seed", [])
+        if "error" not in r and seeds and seeds[0].get("metrics_error"):
+            info = r.get("info", {})
+            err = f"not scored: {seeds[0]['metrics_error']}"
+            if "native_n_modules" in info:
+                err += (
+                    f" (the method formed {info['native_n_modules']} modules, "
+                    f"{info.get('native_n_unassigned')} genes unassigned)"
+                )
+        k_err = "own" if "K" in r and r["K"] is None else str(r.get("K", ""))
+        head = [r["method"], str(r.get("n_genes", "")), k_err, f"**{err}**"]
         return head + [""] * (len(COLS) - len(head))
     nmi_key, ari_key = ("truth_NMI", "truth_ARI") if truth else ("family_NMI", "family_ARI")
     k = r.get("K")
