@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import re
 import resource
 import tempfile
 import time
@@ -83,8 +84,14 @@ def prepared_dlpfc(sample: str = "151673"):
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
-    path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n")
+    text = json.dumps(payload, indent=2, default=_jsonable)
+    # integer lists (labels, cluster sizes) on one line each: readable, diff-friendly files
+    text = _INT_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    path.write_text(text + "\n")
     return path
+
+
+_INT_LIST = re.compile(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]")
 
 
 def _jsonable(x: Any) -> Any:
