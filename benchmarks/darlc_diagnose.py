@@ -89,9 +89,7 @@ def diagnose(adata, k: int, case: str, truth: str | None, darlc_kw: dict) -> lis
     rows = []
     for stage, kw in (("pretrain only", {"epochs": 0}), ("full", {})):
         t = time.perf_counter()
-        model = DARLC(
-            k, preset="fast", device="cpu", random_state=0, **{**darlc_kw, **kw}
-        )
+        model = DARLC(k, preset="fast", device="cpu", random_state=0, **{**darlc_kw, **kw})
         model.fit(
             images,
             mask=mask,

@@ -104,15 +104,35 @@ def prepare(dataset: str, n_top: int) -> tuple[Any, dict[str, Any]]:
 
     desc: dict[str, Any] = {}
     image_kw: dict[str, Any] = {}
-    if dataset == "mob":
-        adata = sngep.datasets.mouse_olfactory_bulb()
+    counts_loaders = {
+        "mob": sngep.datasets.mouse_olfactory_bulb,
+        "breast_cancer": sngep.datasets.breast_cancer,
+        "slideseq_purkinje": sngep.datasets.slideseq_purkinje,
+    }
+    if dataset in counts_loaders:  # raw counts: keep them for Hotspot, then normalise
+        adata = counts_loaders[dataset]()
+        prefix = ""
+        if dataset == "breast_cancer":  # four stacked sections sharing one frame: use one
+            adata = adata[adata.obs["slice"] == "1"].copy()
+            prefix = "slice 1 of 4, "
         desc["n_genes_loaded"] = adata.n_vars
         sc.pp.filter_genes(adata, min_cells=10)
         _keep_counts_and_normalise(adata)
         desc["preprocessing"] = (
-            "filter_genes(min_cells=10), counts kept in layers['counts'], normalize_total, log1p"
+            f"{prefix}filter_genes(min_cells=10), counts kept in layers['counts'], "
+            "normalize_total, log1p"
         )
         adata.var["symbol"] = list(adata.var_names)
+        if dataset == "slideseq_purkinje":
+            # Beads are off-grid: bin them. The default pixel (the median bead spacing) gives a
+            # 263 x 271 image holding 883 beads (1 % of pixels filled, ~1,100 ViT tokens); 48
+            # pixels along the longer side averages ~1-3 beads per filled pixel and keeps the
+            # ViT cheap.
+            xy = adata.obsm["spatial"]
+            image_kw = {"grid": "bin", "resolution": float(np.ptp(xy, axis=0).max() / 47)}
+            desc["image_params"] = (
+                f"gene_images(grid='bin', resolution={image_kw['resolution']:.1f})"
+            )
     elif dataset.startswith("dlpfc"):
         adata = prepared_dlpfc(dataset.removeprefix("dlpfc"))
         desc["n_genes_loaded"] = int(adata.uns["bench_n_genes_loaded"])
@@ -124,32 +144,6 @@ def prepare(dataset: str, n_top: int) -> tuple[Any, dict[str, Any]]:
         desc["symbols"] = (
             "Ensembl ids mapped with benchmarks/data/dlpfc_symbols.tsv (org.Hs.eg.db 3.16)"
         )
-    elif dataset == "breast_cancer":
-        adata = sngep.datasets.breast_cancer()
-        adata = adata[adata.obs["slice"] == "1"].copy()
-        desc["n_genes_loaded"] = adata.n_vars
-        sc.pp.filter_genes(adata, min_cells=10)
-        _keep_counts_and_normalise(adata)
-        desc["preprocessing"] = (
-            "slice 1 of 4, filter_genes(min_cells=10), counts kept in layers['counts'], "
-            "normalize_total, log1p"
-        )
-        adata.var["symbol"] = list(adata.var_names)
-    elif dataset == "slideseq_purkinje":
-        adata = sngep.datasets.slideseq_purkinje()
-        desc["n_genes_loaded"] = adata.n_vars
-        sc.pp.filter_genes(adata, min_cells=10)
-        _keep_counts_and_normalise(adata)
-        desc["preprocessing"] = (
-            "filter_genes(min_cells=10), counts kept in layers['counts'], normalize_total, log1p"
-        )
-        adata.var["symbol"] = list(adata.var_names)
-        # Beads are off-grid: bin them. The default pixel (the median bead spacing) gives a
-        # 263 x 271 image holding 883 beads (1 % of pixels filled, ~1,100 ViT tokens); 48 pixels
-        # along the longer side averages ~1-3 beads per filled pixel and keeps the ViT cheap.
-        xy = adata.obsm["spatial"]
-        image_kw = {"grid": "bin", "resolution": float(np.ptp(xy, axis=0).max() / 47)}
-        desc["image_params"] = f"gene_images(grid='bin', resolution={image_kw['resolution']:.1f})"
     elif dataset == "synthetic":
         adata = sngep.datasets.synthetic(random_state=0)
         desc["n_genes_loaded"] = adata.n_vars
