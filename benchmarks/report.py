@@ -267,8 +267,12 @@ def plot(results: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     n = max(1, len(results))
-    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 5), squeeze=False)
-    for ax, res in zip(axes[0], results, strict=False):
+    ncols = min(3, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 5 * nrows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, res in zip(axes.ravel(), results, strict=False):
         for r in res["methods"].values():
             if "DBIP" not in r or not isinstance(r.get("wall_s"), float):
                 continue
