@@ -130,3 +130,17 @@ def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def zscore_rows(x: Any) -> Any:
+    """Each row centred and scaled to unit sd (float64); constant rows become zeros.
+
+    With rows z-scored, Euclidean distance ranks pairs like 1 - Pearson, which is what the
+    k-means / Leiden baselines on gene images and smoothed expression should see.
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean(axis=1, keepdims=True)
+    sd = xc.std(axis=1, keepdims=True)
+    return xc / np.where(sd > 0, sd, 1.0)

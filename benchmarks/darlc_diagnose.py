@@ -27,20 +27,13 @@ import time
 
 import numpy as np
 
-from benchmarks._common import machine, table, write_json
+from benchmarks._common import machine, table, write_json, zscore_rows
 
 
 def _kmeans(x: np.ndarray, k: int) -> np.ndarray:
     from sklearn.cluster import KMeans
 
     return KMeans(k, n_init=10, random_state=0).fit_predict(np.asarray(x, dtype=np.float64))
-
-
-def _std_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    xc = x - x.mean(axis=1, keepdims=True)
-    sd = xc.std(axis=1, keepdims=True)
-    return xc / np.where(sd > 0, sd, 1.0)
 
 
 def _encode(enc, x):
@@ -98,8 +91,8 @@ def diagnose(adata, k: int, case: str, truth: str | None, darlc_kw: dict) -> lis
         )
         wall = time.perf_counter() - t
         reps = {
-            "images std": _std_rows(images[:, mask]),
-            "views std": _std_rows(model.views_[:, mask]),
+            "images std": zscore_rows(images[:, mask]),
+            "views std": zscore_rows(model.views_[:, mask]),
             **features(model, images),
         }
         labels = {name: _kmeans(r, k) for name, r in reps.items()}

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._common import zscore_rows
+
 # ---------------------------------------------------------------------------------------------
 # helpers
 
@@ -35,16 +37,6 @@ def _flat_images(adata, key: str = "gene_images") -> np.ndarray:
 
     images, mask = get_gene_images(adata, key)
     return images[:, mask].astype(np.float64)
-
-
-def _zscore_rows(x: np.ndarray) -> np.ndarray:
-    """Each gene's vector centred and scaled to unit sd (Euclidean kNN then ranks by Pearson);
-    constant genes become zeros."""
-    x = np.asarray(x, dtype=np.float32)
-    xc = x - x.mean(axis=1, keepdims=True)
-    sd = xc.std(axis=1, keepdims=True)
-    sd[sd == 0] = np.inf
-    return xc / sd
 
 
 def _average_linkage_cut(dist: np.ndarray, k: int) -> np.ndarray:
@@ -186,7 +178,7 @@ def smoothie_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
     return {
         "labels": labels,
         "native_labels": native,
-        "representation": _zscore_rows(x.T),
+        "representation": zscore_rows(x.T),
         "info": {
             "representation": "Smoothie-smoothed expression per gene, z-scored",
             "smoothing": {**params, "num_processes": 1},
@@ -216,7 +208,7 @@ def squidpy_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
     x = np.asarray(a @ _dense(ad.X))
     return {
         "labels": _average_linkage_cut(_one_minus_pearson(x), k),
-        "representation": _zscore_rows(x.T),
+        "representation": zscore_rows(x.T),
         "info": {
             "graph": "squidpy.gr.spatial_neighbors(coord_type='generic', n_neighs=6)",
             "representation": "neighbour-averaged expression per gene, z-scored",
@@ -233,7 +225,7 @@ def kmeans_method(
     x = _flat_images(adata, images_key)
     return {
         "labels": KMeans(k, n_init=10, random_state=seed).fit_predict(x),
-        "representation": _zscore_rows(x),
+        "representation": zscore_rows(x),
         "info": {"images": images_key, "representation": "in-tissue pixels, z-scored per gene"},
     }
 

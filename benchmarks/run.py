@@ -81,6 +81,14 @@ def gene_families(symbols) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+def family_genes(families: np.ndarray) -> np.ndarray | None:
+    """Mask of the genes of families with >= 3 members, or ``None`` when fewer than two
+    families qualify (family NMI / ARI would be meaningless)."""
+    names, counts = np.unique(families[families != "other"], return_counts=True)
+    use = names[counts >= 3]
+    return np.isin(families, use) if len(use) >= 2 else None
+
+
 def _dlpfc_symbols(ids) -> list[str]:
     path = DATA / "dlpfc_symbols.tsv"
     table = {}
@@ -233,10 +241,8 @@ def score(
         out["truth_NMI"] = sngep.metrics.nmi(truth[keep], lab)
         out["truth_ARI"] = sngep.metrics.ari(truth[keep], lab)
     fam = families[keep]
-    names, counts = np.unique(fam[fam != "other"], return_counts=True)
-    use = set(names[counts >= 3])
-    if len(use) >= 2:
-        sel = np.isin(fam, list(use))
+    sel = family_genes(fam)
+    if sel is not None:
         out["family_NMI"] = sngep.metrics.nmi(fam[sel], lab[sel])
         out["family_ARI"] = sngep.metrics.ari(fam[sel], lab[sel])
         out["family_n_genes"] = int(sel.sum())
@@ -262,10 +268,8 @@ def leiden_scores(
     if truth is not None:
         out["leiden_truth_NMI"] = sngep.metrics.nmi(truth, lab)
         out["leiden_truth_ARI"] = sngep.metrics.ari(truth, lab)
-    names, counts = np.unique(families[families != "other"], return_counts=True)
-    use = names[counts >= 3]
-    if len(use) >= 2:
-        sel = np.isin(families, use)
+    sel = family_genes(families)
+    if sel is not None:
         out["leiden_family_NMI"] = sngep.metrics.nmi(families[sel], lab[sel])
         out["leiden_family_ARI"] = sngep.metrics.ari(families[sel], lab[sel])
     return out
