@@ -25,17 +25,23 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def vm_mb(field: str) -> float:
+    """``field`` (e.g. ``VmHWM``, ``VmRSS``) of /proc/self/status in MiB; NaN if absent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far (MiB), ``VmHWM`` from /proc/self/status.
 
     Not ``ru_maxrss``: Linux carries it across fork + exec, so a freshly spawned child
     reported its parent's peak (a 16 MB child showed 815 MB). ``VmHWM`` belongs to the
-    process's own address space.
+    process's own address space; ``ru_maxrss`` is the fallback where /proc lacks it.
     """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    hwm = vm_mb("VmHWM")
+    return hwm if hwm == hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dict[str, float]]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import zscore_rows
+from benchmarks._common import vm_mb, zscore_rows
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -272,16 +272,6 @@ _IMPORTS = {
 }
 
 
-def _vm_mb(field: str) -> float:
-    """``VmHWM`` / ``VmRSS`` of this process image (MiB), from /proc/self/status."""
-    from pathlib import Path
-
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _reset_hwm() -> bool:
     """Reset the kernel's peak-RSS mark of this process (``echo 5 > /proc/self/clear_refs``)."""
     try:
@@ -316,9 +306,9 @@ def run_in_worker(method: str, pickle_path: str, k: int, seed: int, kwargs: dict
         name, arr = extra
         adata.varm[name] = arr
     importlib.import_module(_IMPORTS[method])  # import time is not the method's run time
-    hwm_load = _vm_mb("VmHWM")
+    hwm_load = vm_mb("VmHWM")
     reset = _reset_hwm()
-    rss_before = _vm_mb("VmRSS")
+    rss_before = vm_mb("VmRSS")
     try:
         out, stats = measure(METHODS[method], adata, k, seed=seed, **kwargs)
     except Exception as err:  # noqa: BLE001 - recorded, not hidden
@@ -327,7 +317,7 @@ def run_in_worker(method: str, pickle_path: str, k: int, seed: int, kwargs: dict
             "traceback": traceback.format_exc(),
             "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
-    hwm_step = _vm_mb("VmHWM")
+    hwm_step = vm_mb("VmHWM")
     stats = {
         "wall_s": stats["wall_s"],
         "rss_before_mb": rss_before,

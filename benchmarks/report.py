@@ -235,26 +235,22 @@ def _diagnose_section() -> list[str]:
         "case, n_init=10) and scored: ARI against the planted patterns (synthetic; higher is "
         "better) or DBIP on the raw images (MOB; lower is better). `smm` is DARLC's own labels. "
         "'images std' / 'views std' do not depend on the stage (the input and the GAT views). "
-        "Caveat, not yet explained: the synthetic s=0 full fit, run alone in a fresh process, "
-        "gives smm ARI 0.834 (identical on repeats, also after an `epochs=0` fit in the same "
-        "process); here, after the pretraining-only fit and its k-means calls, it gave 0.678. "
-        "DARLC's result is that sensitive to something in the process state (most likely "
-        "floating-point order in threaded BLAS / OpenMP calls), so read single seeds loosely.",
+        "Caveat, not yet explained: the same seed's full fit gives different labels in a fresh "
+        "process than here, after the pretraining-only fit and its k-means calls (repeats in "
+        "one state are identical; numbers in the issue 5 note). DARLC amplifies something in "
+        "the process state (most likely floating-point order in threaded BLAS / OpenMP "
+        "calls), so read single seeds loosely.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
+    by_key = {(r["case"], r["stage"], r["representation"]): r for r in rows}
     for rep in reps:
         cells = [rep]
         for c in cases:
             score = "ARI" if c.startswith("synthetic") else "DBIP"
             for stage in ("pretrain only", "full"):
-                hit = [
-                    r
-                    for r in rows
-                    if r["case"] == c and r["stage"] == stage and r["representation"] == rep
-                ]
-                v = hit[0].get(score) if hit else None
+                v = by_key.get((c, stage, rep), {}).get(score)
                 cells.append(f"{v:.3g}" if isinstance(v, float) else "")
         out.append("| " + " | ".join(cells) + " |")
     return [*out, ""]
