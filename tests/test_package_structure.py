@@ -28,6 +28,11 @@ def test_adata_first_rest_keyword_only(mod, name):
         assert p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD), p.name
     if mod is sngep.tl and name == "gene_adata":  # builds a new, gene-level object by design
         assert "AnnData" in str(sig.return_annotation)
+    elif mod is sngep.tl and name == "module_enrichment":  # a table is its product (stored too)
+        assert "copy" in sig.parameters and sig.parameters["copy"].default is False
+        assert "key_added" in sig.parameters
+        assert "DataFrame" in str(sig.return_annotation)
+        assert "AnnData" in str(sig.return_annotation)
     elif mod is not sngep.pl:
         assert "copy" in sig.parameters and sig.parameters["copy"].default is False
         assert "key_added" in sig.parameters
