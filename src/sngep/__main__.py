@@ -6,7 +6,6 @@ Progress goes to stderr; on bad input the command prints one line and exits non-
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -148,12 +147,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sngep`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    import scanpy as sc
+
+    # progress lines (sngep logs through scanpy) on stderr; restored for in-process callers
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.verbosity, sc.settings.logfile = "info", sys.stderr
     try:
         return _demo(args) if args.command == "demo" else _run(args)
     except (FileNotFoundError, KeyError, ValueError, OSError) as err:
         print(f"sngep: error: {err}", file=sys.stderr)
         return 1
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
 
 
 if __name__ == "__main__":
