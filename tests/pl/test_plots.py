@@ -127,3 +127,11 @@ def test_new_plots_respect_ax_and_name_the_tool(clustered):
     a.var["darlc"] = pd.Categorical(["0"] * a.n_vars)
     with pytest.raises(KeyError, match="tl.seed_similarity"):
         sngep.pl.similarity(a)
+
+
+def test_plots_warn_when_spots_changed_since_the_images(clustered, sc_log):
+    sub = clustered[: clustered.n_obs // 2].copy()
+    fig = sngep.pl.gene_clusters(sub, n_genes=2, return_fig=True)  # still draws ...
+    assert isinstance(fig, Figure)
+    assert "WARNING" in sc_log.getvalue() and "re-run sngep.pp.gene_images" in sc_log.getvalue()
+    plt.close("all")
