@@ -105,9 +105,13 @@ def test_errors():
 
 
 def test_read_visium_output_flows(shared_data):
-    import scanpy as sc
+    import warnings
 
-    adata = sc.read_visium(shared_data / "visium_spaceranger_format")
+    import squidpy as sq
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # sc.read_visium warns; the README's call not
+        adata = sq.read.visium(shared_data / "visium_spaceranger_format")
     adata.var_names_make_unique()
     sngep.pp.gene_images(adata)
     assert adata.uns["gene_images"]["params"]["grid"] == "visium"

@@ -186,3 +186,15 @@ def test_gene_leiden_on_standardized_images(planted):
     assert ari(a.var["flat_leiden"].to_numpy(), a.var["std_leiden"].to_numpy()) == 1.0
     with pytest.raises(KeyError, match="standardize_images"):
         sngep.tl.gene_leiden(a, use_rep="gene_images_nope")
+
+
+def test_module_scores_default_key_follows_the_labels(planted):
+    a, _ = planted
+    sngep.tl.gene_leiden(a, n_neighbors=10)
+    sngep.tl.module_scores(a, key="darlc_leiden")
+    assert "darlc_leiden_scores" in a.obsm and "darlc_scores" not in a.obsm
+    assert a.uns["darlc_leiden_scores"]["obs_columns"][0] == "darlc_leiden_scores_0"
+    sngep.tl.module_scores(a)  # the DARLC clusters keep their key, next to the first
+    assert {"darlc_scores", "darlc_leiden_scores"} <= set(a.obsm)
+    sngep.tl.module_scores(a, key="darlc_leiden", key_added="mine")
+    assert "mine" in a.obsm
