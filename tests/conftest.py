@@ -27,3 +27,20 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("real data folder ../shared/data not found")
     return path
+
+
+@pytest.fixture
+def sc_log():
+    """What sngep logs (through scanpy's logging) in a buffer; scanpy's settings restored after."""
+    import io
+
+    import scanpy as sc
+
+    buf = io.StringIO()
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.logfile = buf
+    try:
+        yield buf
+    finally:
+        sc.settings.verbosity = verbosity
+        sc.settings.logfile = logfile

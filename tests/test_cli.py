@@ -50,3 +50,22 @@ def test_missing_file_exits_nonzero_with_one_line(tmp_path):
     )
     assert res.returncode != 0
     assert res.stderr.strip().splitlines()[-1].startswith("sngep: error: input file not found")
+
+
+def test_non_h5ad_input_names_the_file(tmp_path, capsys):
+    src = tmp_path / "counts.csv"
+    src.write_text("gene,spot1\nA,1\n")
+    rc = main(["run", str(src), "--output", str(tmp_path / "o.h5ad")])
+    assert rc == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"sngep: error: {src} is not a readable .h5ad file")
+
+
+def test_key_errors_print_without_quotes(tmp_path, capsys):
+    a = ad.AnnData(X=np.ones((5, 3), dtype=np.float32))  # no spatial coordinates
+    src = tmp_path / "flat.h5ad"
+    a.write_h5ad(src)
+    rc = main(["run", str(src), "--output", str(tmp_path / "o.h5ad")])
+    assert rc == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("sngep: error: no spatial coordinates"), last

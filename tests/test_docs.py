@@ -37,3 +37,12 @@ def test_docs_build_without_warnings(tmp_path):
         check=False,
     )
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_readme_quick_start_is_laptop_sized_and_current():
+    readme = (DOCS.parent / "README.md").read_text()
+    use = readme.split("## Use", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    # genes are pre-selected before the O(n_genes^2) similarity
+    assert use.index("sngep.pp.spatial_genes(") < use.index("sngep.tl.seed_similarity(")
+    assert "sc.read_visium" not in readme  # deprecated in favour of squidpy's reader
+    assert "sq.read.visium" in use

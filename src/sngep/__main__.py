@@ -6,7 +6,6 @@ Progress goes to stderr; on bad input the command prints one line and exits non-
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -95,7 +94,11 @@ def _run(args) -> int:
     if not src.is_file():
         msg = f"input file not found: {src}"
         raise FileNotFoundError(msg)
-    adata = ad.read_h5ad(src)
+    try:
+        adata = ad.read_h5ad(src)
+    except Exception as err:  # h5py/anndata raise OSError, KeyError, ... on a foreign file
+        msg = f"{src} is not a readable .h5ad file ({_message(err)})"
+        raise ValueError(msg) from err
     _pipeline(
         adata,
         n_clusters=args.n_clusters,
@@ -145,15 +148,28 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(err: BaseException) -> str:
+    """The text of an exception; a KeyError's ``str`` adds quotes around it, ``args[0]`` not."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sngep`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    import scanpy as sc
+
+    # progress lines (sngep logs through scanpy) on stderr; restored for in-process callers
+    verbosity, logfile = sc.settings.verbosity, sc.settings.logfile
+    sc.settings.verbosity, sc.settings.logfile = "info", sys.stderr
     try:
         return _demo(args) if args.command == "demo" else _run(args)
     except (FileNotFoundError, KeyError, ValueError, OSError) as err:
-        print(f"sngep: error: {err}", file=sys.stderr)
+        print(f"sngep: error: {_message(err)}", file=sys.stderr)
         return 1
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = verbosity, logfile
 
 
 if __name__ == "__main__":

@@ -9,4 +9,5 @@ DARLC = "darlc"  # .var (labels), .uns
 X_DARLC = "X_darlc"  # .varm embedding
 DARLC_SOFT = "darlc_soft"  # .varm soft assignments
 GENE_IMAGES_DENOISED = "gene_images_denoised"  # .varm
+GENE_IMAGES_STD = "gene_images_std"  # .varm and .uns, pp.standardize_images
 DARLC_SCORES = "darlc_scores"  # .obsm

@@ -1,36 +1,44 @@
 """The one logging shim: ``start = logg.info("..."); logg.info("finished", time=start)``.
 
-Uses the ``sngep`` logger from :mod:`logging`; never configures the root logger.
+Everything goes through scanpy's logging (:mod:`scanpy.logging`), as squidpy does, so that
+``sc.settings.verbosity`` decides what is shown and ``sc.settings.logfile`` where it goes
+(stderr by default): ``0`` (``'error'``) shows errors only, ``1`` (``'warning'``, scanpy's
+default) warnings, ``2`` (``'info'``) also the ``info`` lines with their timings, ``3``
+(``'hint'``) also the ``deep`` details (the keys that were added) and ``4`` (``'debug'``)
+everything. The root logger is never configured.
+
+``info``/``debug``/``warning`` return a timestamp (a :class:`datetime.datetime`) to pass as
+``time=`` to a later call, which appends the time elapsed since.
 """
 
 from __future__ import annotations
 
-import logging
-import time as _time
+from typing import TYPE_CHECKING
 
-_logger = logging.getLogger("sngep")
-
-
-def _emit(level: int, msg: str, *, time: float | None = None, deep: str | None = None) -> float:
-    now = _time.perf_counter()
-    if time is not None:
-        msg = f"{msg} ({now - time:.2f}s)"
-    if deep is not None:
-        msg = f"{msg}\n{deep}"
-    _logger.log(level, msg)
-    return now
+if TYPE_CHECKING:
+    from datetime import datetime
 
 
-def info(msg: str, *, time: float | None = None, deep: str | None = None) -> float:
-    """Log at INFO; return a timestamp usable as ``time=`` in a later call."""
-    return _emit(logging.INFO, msg, time=time, deep=deep)
+def _scanpy_logging():
+    # imported on first use: `import sngep` stays light
+    from scanpy import logging as sc_logging
+
+    return sc_logging
 
 
-def debug(msg: str, *, time: float | None = None, deep: str | None = None) -> float:
-    """Log at DEBUG; return a timestamp."""
-    return _emit(logging.DEBUG, msg, time=time, deep=deep)
+def info(msg: str, *, time: datetime | None = None, deep: str | None = None) -> datetime:
+    """Log at INFO (shown from ``sc.settings.verbosity = 2``); return a timestamp.
+
+    ``deep`` is appended from verbosity 3 (``'hint'``) on.
+    """
+    return _scanpy_logging().info(msg, time=time, deep=deep)
 
 
-def warning(msg: str) -> None:
-    """Log a warning."""
-    _logger.warning(msg)
+def debug(msg: str, *, time: datetime | None = None, deep: str | None = None) -> datetime:
+    """Log at DEBUG (shown at ``sc.settings.verbosity = 4``); return a timestamp."""
+    return _scanpy_logging().debug(msg, time=time, deep=deep)
+
+
+def warning(msg: str, *, time: datetime | None = None, deep: str | None = None) -> datetime:
+    """Log a warning (shown from ``sc.settings.verbosity = 1``, scanpy's default)."""
+    return _scanpy_logging().warning(msg, time=time, deep=deep)

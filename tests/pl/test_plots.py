@@ -127,3 +127,37 @@ def test_new_plots_respect_ax_and_name_the_tool(clustered):
     a.var["darlc"] = pd.Categorical(["0"] * a.n_vars)
     with pytest.raises(KeyError, match="tl.seed_similarity"):
         sngep.pl.similarity(a)
+
+
+def test_plots_warn_when_spots_changed_since_the_images(clustered, sc_log):
+    sub = clustered[: clustered.n_obs // 2].copy()
+    fig = sngep.pl.gene_clusters(sub, n_genes=2, return_fig=True)  # still draws ...
+    assert isinstance(fig, Figure)
+    assert "WARNING" in sc_log.getvalue() and "re-run sngep.pp.gene_images" in sc_log.getvalue()
+    plt.close("all")
+
+
+def test_training_history_integer_epochs_and_a_label_under_every_column(clustered):
+    names = [f"loss_{i:02d}" for i in range(14)]  # 4 columns, last row of 2 panels
+    clustered.uns["darlc"] = {"history": {n: np.array([3.0, 2.0, 1.5]) for n in names}}
+    axes = sngep.pl.training_history(clustered, show=False)
+    fig = axes[0].get_figure()
+    fig.canvas.draw()
+    for a in axes:
+        lo, hi = a.get_xlim()
+        ticks = [t for t in a.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    labelled = [i for i, a in enumerate(axes) if a.get_xlabel() == "epoch"]
+    assert labelled == [10, 11, 12, 13]  # the lowest panel of each of the 4 columns
+    plt.close("all")
+
+
+def test_every_plot_returns_its_figure_and_says_how_to_save_it():
+    import inspect
+
+    for name in sngep.pl.__all__:
+        fn = getattr(sngep.pl, name)
+        params = inspect.signature(fn).parameters
+        assert "save" not in params  # plots return the Figure instead (STYLE.md)
+        assert params["return_fig"].default is False and params["show"].default is None
+        assert "fig.savefig(" in fn.__doc__, name

@@ -105,9 +105,13 @@ def test_errors():
 
 
 def test_read_visium_output_flows(shared_data):
-    import scanpy as sc
+    import warnings
 
-    adata = sc.read_visium(shared_data / "visium_spaceranger_format")
+    import squidpy as sq
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # sc.read_visium warns; the README's call not
+        adata = sq.read.visium(shared_data / "visium_spaceranger_format")
     adata.var_names_make_unique()
     sngep.pp.gene_images(adata)
     assert adata.uns["gene_images"]["params"]["grid"] == "visium"
@@ -156,3 +160,64 @@ def test_dlpfc_gene_images_every_spot_lands_in_its_pixel(shared_data):
     assert adata.uns["gene_images"]["mask"].sum() == adata.n_obs  # collision-free
     pix = adata.obsm["gene_image_pixel"]
     np.testing.assert_allclose(imgs[:, pix[:, 0], pix[:, 1]].T, adata.X.toarray(), rtol=1e-6)
+
+
+# --------------------------------------------------------------- input checks (issue: UX)
+def _counts(random_state=0):
+    return sngep.datasets.synthetic(
+        3, patterns=("band", "blob"), n_variants=1, shape=(10, 10), random_state=random_state
+    )
+
+
+def test_warns_on_raw_counts_not_after_normalising(sc_log):
+    import scanpy as sc
+
+    a = _counts()
+    x = a.X.toarray() if sp.issparse(a.X) else a.X
+    assert np.array_equal(x, np.rint(x)) and x.max() > 1  # synthetic() gives counts
+    sngep.pp.gene_images(a)
+    assert "raw counts" in sc_log.getvalue() and "normalize_total" in sc_log.getvalue()
+    sc_log.seek(0)
+    sc_log.truncate()
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    sngep.pp.gene_images(a)
+    binary = _counts()
+    binary.X = (binary.X > 0).astype(np.float32)  # 0/1 presence data is not "raw counts"
+    sngep.pp.gene_images(binary)
+    assert sc_log.getvalue() == ""
+
+
+def test_warns_on_negative_values(sc_log):
+    import scanpy as sc
+
+    a = _counts()
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    a.layers["lognorm"] = a.X.copy()
+    sc.pp.scale(a)
+    sngep.pp.gene_images(a)
+    log = sc_log.getvalue()
+    assert "adata.X has negative values" in log and "sc.pp.scale" in log and "layer=" in log
+    sc_log.seek(0)
+    sc_log.truncate()
+    sngep.pp.gene_images(a, layer="lognorm")
+    assert sc_log.getvalue() == ""
+
+
+def test_duplicate_gene_names_raise():
+    a = _counts()
+    a.var_names = ["g0", "g0", "g1", "g2", "g2", "g3"]
+    with pytest.raises(ValueError, match=r"var_names_make_unique\(\)") as err:
+        sngep.pp.gene_images(a)
+    assert "2 duplicated names" in str(err.value) and "'g0'" in str(err.value)
+    a.var_names_make_unique()
+    sngep.pp.gene_images(a)
+
+
+def test_records_the_spots_it_imaged(tmp_path):
+    a = _counts()
+    sngep.pp.gene_images(a)
+    assert a.uns["gene_images"]["n_obs"] == a.n_obs
+    a.write_h5ad(tmp_path / "a.h5ad")
+    assert int(ad.read_h5ad(tmp_path / "a.h5ad").uns["gene_images"]["n_obs"]) == a.n_obs

@@ -35,3 +35,11 @@ def test_errors():
     s[0, 1, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         sngep.pp.images_from_array(s, mask=m)
+
+
+def test_pixels_subset_afterwards_are_caught():
+    rng = np.random.default_rng(0)
+    adata = sngep.pp.images_from_array(rng.random((3, 6, 5)).astype(np.float32))
+    assert adata.uns["gene_images"]["n_obs"] == adata.n_obs == 30
+    with pytest.raises(ValueError, match="re-run sngep.pp.gene_images"):
+        sngep.tl.seed_similarity(adata[:20].copy(), show_progress_bar=False)

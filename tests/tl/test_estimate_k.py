@@ -207,3 +207,83 @@ def test_errors():
     bad[0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         sngep.tl.estimate_k(_adata_with_similarity(bad))
+
+
+# ------------------------------------------------------------------ large similarities (issue: UX)
+def _naive_knn(s, k):
+    """Reference kNN graph: (S + S.T) / 2, negatives 0, no self, top k per row, union."""
+    w = np.maximum((s + s.T) / 2, 0.0)
+    np.fill_diagonal(w, -np.inf)
+    keep = np.zeros(w.shape, dtype=bool)
+    for i, row in enumerate(w):
+        keep[i, np.argsort(-row, kind="stable")[:k]] = True
+    keep |= keep.T
+    np.fill_diagonal(w, 0.0)
+    return np.where(keep, w, 0.0)
+
+
+def test_knn_graph_matches_naive_reference():
+    from sngep.tl._estimate_k import _knn_graph
+
+    rng = np.random.default_rng(5)
+    s = rng.uniform(-0.3, 1.0, (70, 70))
+    s = (s + s.T) / 2
+    got = _knn_graph(s.astype(np.float32), "s", 6)
+    assert sp.issparse(got) and (abs(got - got.T) > 0).nnz == 0
+    np.testing.assert_allclose(got.toarray(), _naive_knn(s.astype(np.float32), 6), atol=1e-7)
+
+
+def test_knn_solver_on_dense_equals_seed_similarity_knn():
+    a = sngep.datasets.synthetic(
+        10, patterns=("band", "blob", "ring"), n_variants=2, shape=(14, 14), random_state=2
+    )
+    a.X = np.log1p(a.X)
+    sngep.pp.gene_images(a)
+    dense = a.copy()
+    sngep.tl.seed_similarity(dense, show_progress_bar=False)
+    sngep.tl.estimate_k(dense, solver="knn", n_neighbors=5, k_max=12)
+    knn = a.copy()
+    sngep.tl.seed_similarity(knn, n_neighbors=5, show_progress_bar=False)
+    sngep.tl.estimate_k(knn, solver="sparse", k_max=12)
+    got, ref = dense.uns["estimate_k"], knn.uns["estimate_k"]
+    np.testing.assert_allclose(got["eigenvalues"], ref["eigenvalues"], rtol=1e-5, atol=1e-7)
+    assert got["k"] == ref["k"]
+    assert got["params"]["solver"] == "knn" and got["params"]["n_neighbors"] == 5
+    assert ref["params"]["n_neighbors"] is None
+
+
+def test_auto_uses_knn_graph_of_a_large_dense_similarity(monkeypatch, sc_log):
+    import scanpy as sc
+
+    from sngep.tl import _estimate_k
+
+    monkeypatch.setattr(_estimate_k, "_DENSE_MAX_GENES", 100)  # "large" = more than 100 genes
+    s = _block_similarity([40, 50, 60, 30], seed=6)
+    sc.settings.verbosity = "info"
+    a = _adata_with_similarity(s)
+    sngep.tl.estimate_k(a, k_max=20)
+    res = a.uns["estimate_k"]
+    assert res["params"]["solver"] == "knn" and res["params"]["n_neighbors"] == 15
+    assert res["k"] == 4
+    ref = _adata_with_similarity(sp.csr_matrix(_naive_knn(s.astype(np.float64), 15)))
+    sngep.tl.estimate_k(ref, solver="sparse", k_max=20)
+    np.testing.assert_allclose(res["eigenvalues"], ref.uns["estimate_k"]["eigenvalues"], atol=1e-8)
+    log = sc_log.getvalue()
+    assert "15-nearest-neighbour graph" in log and "solver='sparse'" in log  # says what it did
+    assert "Lanczos for the 21 smallest eigenvalues" in log
+    # a sparse similarity is used as it is, silently; the exact solvers stay available
+    sc_log.seek(0)
+    sc_log.truncate()
+    b = _adata_with_similarity(sp.csr_matrix(s * (s > 0.25)))
+    sngep.tl.estimate_k(b, k_max=20)
+    assert b.uns["estimate_k"]["params"]["solver"] == "sparse"
+    assert "WARNING" not in sc_log.getvalue()
+    c = _adata_with_similarity(s)
+    sngep.tl.estimate_k(c, k_max=20, solver="sparse")
+    d = _adata_with_similarity(s)
+    sngep.tl.estimate_k(d, k_max=20, solver="dense")
+    np.testing.assert_allclose(
+        c.uns["estimate_k"]["eigenvalues"], d.uns["estimate_k"]["eigenvalues"], atol=1e-8
+    )
+    with pytest.raises(ValueError, match="n_neighbors"):
+        sngep.tl.estimate_k(c, solver="knn", n_neighbors=0, k_max=20)

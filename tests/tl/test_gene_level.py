@@ -168,3 +168,33 @@ def test_module_scores_unweighted_constant_genes_and_errors(planted):
     a.X[0, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         sngep.tl.module_scores(a)
+
+
+def test_gene_leiden_on_standardized_images(planted):
+    a, truth = planted
+    sngep.pp.standardize_images(a)
+    k = len(np.unique(truth))
+    sngep.tl.gene_leiden(
+        a, use_rep="gene_images_std", n_clusters=k, n_neighbors=10, key_added="std_leiden"
+    )
+    assert a.var["std_leiden"].nunique() == k
+    assert ari(truth, a.var["std_leiden"].to_numpy()) > 0.75  # k-means on these: 0.81
+    # only in-tissue pixels are features: same labels as on the flattened masked pixels
+    mask = a.uns["gene_images_std"]["mask"]
+    a.varm["flat"] = a.varm["gene_images_std"][:, mask]
+    sngep.tl.gene_leiden(a, use_rep="flat", n_clusters=k, n_neighbors=10, key_added="flat_leiden")
+    assert ari(a.var["flat_leiden"].to_numpy(), a.var["std_leiden"].to_numpy()) == 1.0
+    with pytest.raises(KeyError, match="standardize_images"):
+        sngep.tl.gene_leiden(a, use_rep="gene_images_nope")
+
+
+def test_module_scores_default_key_follows_the_labels(planted):
+    a, _ = planted
+    sngep.tl.gene_leiden(a, n_neighbors=10)
+    sngep.tl.module_scores(a, key="darlc_leiden")
+    assert "darlc_leiden_scores" in a.obsm and "darlc_scores" not in a.obsm
+    assert a.uns["darlc_leiden_scores"]["obs_columns"][0] == "darlc_leiden_scores_0"
+    sngep.tl.module_scores(a)  # the DARLC clusters keep their key, next to the first
+    assert {"darlc_scores", "darlc_leiden_scores"} <= set(a.obsm)
+    sngep.tl.module_scores(a, key="darlc_leiden", key_added="mine")
+    assert "mine" in a.obsm

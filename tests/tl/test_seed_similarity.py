@@ -230,3 +230,23 @@ def test_errors():
         sngep.tl.seed_similarity(adata, sigma=-1)
     with pytest.raises(ValueError, match="chunk_size"):
         sngep.tl.seed_similarity(adata, chunk_size=0)
+
+
+def test_spots_subset_after_gene_images_is_caught(sc_log):
+    a = sngep.datasets.synthetic(
+        3, patterns=("band", "blob"), n_variants=1, shape=(10, 10), random_state=0
+    )
+    a.X = np.log1p(a.X)
+    sngep.pp.gene_images(a)
+    sub = a[: a.n_obs // 2].copy()  # obsm['gene_image_pixel'] follows, the images do not
+    with pytest.raises(ValueError, match=r"re-run sngep\.pp\.gene_images") as err:
+        sngep.tl.seed_similarity(sub, show_progress_bar=False)
+    assert f"{sub.n_obs} spots" in str(err.value) and f"made from {a.n_obs}" in str(err.value)
+    sngep.pp.gene_images(sub)  # the fix the message names
+    sngep.tl.seed_similarity(sub, show_progress_bar=False)
+    # reordering or renaming spots changes nothing; images without a record are not checked
+    b = a[::-1].copy()
+    b.obs_names = [f"spot{i}" for i in range(b.n_obs)]
+    sngep.tl.seed_similarity(b, show_progress_bar=False)
+    del a.uns["gene_images"]["n_obs"]
+    sngep.tl.seed_similarity(a[:10].copy(), show_progress_bar=False)

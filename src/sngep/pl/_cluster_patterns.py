@@ -56,8 +56,12 @@ def cluster_patterns(
         Colormap.
     ax
         Draw into this axes' cell (subdivided) instead of a new figure.
-    show, return_fig
-        scanpy's conventions.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.cluster_patterns(adata, return_fig=True); fig.savefig("cluster_patterns.png", dpi=150)``
+        (plots return the figure rather than taking a ``save=`` argument).
 
     Returns
     -------

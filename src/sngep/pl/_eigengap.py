@@ -33,8 +33,14 @@ def eigengap(
         ``adata.uns`` key written by ``estimate_k``.
     n_show
         Number of leading eigenvalues to draw (default: all stored, at most 3 K).
-    ax, show, return_fig
-        scanpy's conventions.
+    ax
+        Draw into this Axes instead of a new figure.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.eigengap(adata, return_fig=True); fig.savefig("eigengap.png", dpi=150)``
+        (plots return the figure rather than taking a ``save=`` argument).
 
     Returns
     -------

@@ -53,8 +53,12 @@ def gene_clusters(
         Colormap; each image has its own colour scale (genes differ in expression level).
     ax
         Draw into this axes' cell (subdivided) instead of a new figure.
-    show, return_fig
-        scanpy's conventions.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.gene_clusters(adata, return_fig=True); fig.savefig("gene_clusters.png", dpi=150)``
+        (plots return the figure rather than taking a ``save=`` argument).
 
     Returns
     -------

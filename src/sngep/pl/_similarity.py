@@ -46,8 +46,14 @@ def similarity(
         Most genes drawn.
     cmap
         Diverging colormap centred on 0.
-    ax, show, return_fig
-        scanpy's conventions.
+    ax
+        Draw into this Axes instead of a new figure.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.similarity(adata, return_fig=True); fig.savefig("similarity.png", dpi=150)``
+        (plots return the figure rather than taking a ``save=`` argument).
 
     Returns
     -------

@@ -24,10 +24,31 @@ def training_history(
 ):
     """One small panel per recorded quantity of :func:`sngep.tl.darlc` against the epoch.
 
+    Epochs are whole numbers on every x axis, and every panel of the bottom row of each
+    column is labelled "epoch".
+
+    Parameters
+    ----------
+    adata
+        AnnData after :func:`sngep.tl.darlc`.
+    key
+        ``adata.uns`` key written by ``tl.darlc`` (its ``'history'``).
+    ax
+        Draw into this axes' cell (subdivided) instead of a new figure.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.training_history(adata, return_fig=True);
+        fig.savefig("training_history.png", dpi=150)`` (plots return the figure rather than
+        taking a ``save=`` argument).
+
     Returns
     -------
-    The array of Axes (or the Figure with ``return_fig=True``).
+    The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
+    from matplotlib.ticker import MaxNLocator
+
     hist = require_uns(adata, key, "sngep.tl.darlc").get("history", {})
     names = [
         k for k in sorted(hist) if k != "phase" and np.isfinite(np.asarray(hist[k], float)).any()
@@ -46,6 +67,9 @@ def training_history(
         a.plot(np.arange(1, y.size + 1), y, ".-", lw=1, ms=3)
         a.set_title(name, fontsize=8)
         a.tick_params(labelsize=7)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        # the lowest panel of each column carries the x label (the last row may be short)
+        if i + ncols >= len(names):
+            a.set_xlabel("epoch", fontsize=8)
         axes.append(a)
-    axes[-1].set_xlabel("epoch", fontsize=8)
     return finish(fig, show, return_fig, np.array(axes))

@@ -119,7 +119,9 @@ def cluster_inputs(
     from sngep._validate import get_gene_images
 
     require_var(adata, key, "sngep.tl.darlc")
-    images, mask = get_gene_images(adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key)
+    images, mask = get_gene_images(
+        adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key, stale="warn"
+    )
     clusters = pick_clusters(adata, key, clusters, limit=limit)
     return images, mask, clusters, ordered_members(adata, key, clusters, sort_by)
 

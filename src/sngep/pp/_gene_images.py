@@ -11,7 +11,7 @@ from scipy.spatial import cKDTree
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep._validate import check_finite
+from sngep._validate import check_expression_values, check_finite, check_unique_var_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -41,7 +41,9 @@ def gene_images(
     ----------
     adata
         Spots x genes. Expression is read from ``adata.X`` or ``adata.layers[layer]``
-        (dense or sparse); use the values you want imaged (e.g. normalised, log1p).
+        (dense or sparse); use the values you want imaged (e.g. normalised, log1p). Gene
+        names must be unique. A warning is logged when the values look like raw counts
+        (whole numbers) or are negative (e.g. after :func:`scanpy.pp.scale`).
     layer
         Layer to read instead of ``.X``.
     spatial_key
@@ -84,7 +86,9 @@ def gene_images(
     ``adata.varm[key_added]``
         ``(n_vars, H, W)`` float32 images, 0 outside the tissue.
     ``adata.uns[key_added]``
-        ``{'shape': array([H, W]), 'mask': (H, W) bool tissue mask, 'params': {...}}``.
+        ``{'shape': array([H, W]), 'mask': (H, W) bool tissue mask, 'n_obs': int, 'params':
+        {...}}``; ``n_obs``, the number of spots imaged, lets the ``tl`` functions notice
+        when spots were subset afterwards (they then ask to re-run this function).
     ``adata.obsm['gene_image_pixel']``
         ``(n_obs, 2)`` int ``(row, col)`` pixel of every spot.
     """
@@ -93,7 +97,9 @@ def gene_images(
     if adata.n_obs == 0 or adata.n_vars == 0:
         msg = f"adata is empty ({adata.n_obs} spots x {adata.n_vars} genes)"
         raise ValueError(msg)
+    check_unique_var_names(adata)
     x = _expression(adata, layer)
+    check_expression_values(x, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
 
     grid_used = _resolve_grid(adata, grid, spatial_key)
     if grid_used == "bin":
@@ -139,7 +145,12 @@ def gene_images(
     }
     if resolution is not None:
         params["resolution"] = float(resolution)
-    adata.uns[key_added] = {"shape": np.array([h, w]), "mask": mask.reshape(h, w), "params": params}
+    adata.uns[key_added] = {
+        "shape": np.array([h, w]),
+        "mask": mask.reshape(h, w),
+        "n_obs": int(adata.n_obs),  # lets tl calls notice spots subset after this call
+        "params": params,
+    }
     logg.info(
         "    finished",
         time=start,

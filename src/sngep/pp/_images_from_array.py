@@ -93,6 +93,7 @@ def images_from_array(
     adata.uns[key_added] = {
         "shape": np.array([h, w]),
         "mask": mask,
+        "n_obs": int(adata.n_obs),
         "params": {"grid": "images", "n_images": n},
     }
     return adata

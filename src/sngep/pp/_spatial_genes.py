@@ -52,7 +52,9 @@ def spatial_genes(
     Returns
     -------
     ``None`` or the copy; writes ``adata.var[key_added]``, ``adata.var['moran_i']`` and
-    squidpy's ``adata.uns['moranI']``.
+    ``adata.uns[key_added]['params']``. squidpy's own ``adata.uns['moranI']`` is neither
+    written nor changed (a Moran's I table you computed yourself stays as it was); the graph
+    built when none exists is squidpy's (``adata.obsp['spatial_connectivities']`` ...).
     """
     import squidpy as sq
 
@@ -71,13 +73,24 @@ def spatial_genes(
             sq.gr.spatial_neighbors(
                 adata, spatial_key=spatial_key, coord_type="generic", n_neighs=n_neighs
             )
-    sq.gr.spatial_autocorr(adata, mode="moran", layer=layer, n_perms=None, show_progress_bar=False)
-    moran = adata.uns["moranI"]["I"].reindex(adata.var_names)
+    # copy=True: squidpy returns the table instead of writing adata.uns['moranI']
+    table = sq.gr.spatial_autocorr(
+        adata, mode="moran", layer=layer, n_perms=None, show_progress_bar=False, copy=True
+    )
+    moran = table["I"].reindex(adata.var_names)
     adata.var["moran_i"] = moran.to_numpy(dtype=float)
     order = np.argsort(-np.nan_to_num(adata.var["moran_i"].to_numpy(), nan=-np.inf), kind="stable")
     flag = np.zeros(adata.n_vars, dtype=bool)
     flag[order[: min(n_top, adata.n_vars)]] = True
     adata.var[key_added] = flag
+    adata.uns[key_added] = {
+        "params": {
+            "n_top": int(n_top),
+            "layer": "X" if layer is None else layer,
+            "spatial_key": spatial_key,
+            "n_neighs": int(n_neighs),
+        }
+    }
     logg.info("    finished", time=start, deep=f"added\n    {key_added!r}, 'moran_i' (adata.var)")
     if subset:
         adata._inplace_subset_var(flag)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 _DENSE_MAX_GENES = 3000  # beyond this the dense O(N^3) path is slower than Lanczos
+_N_NEIGHBORS_DEFAULT = 15  # kNN graph of a large dense similarity (solver='auto' / 'knn')
+_CHUNK = 1024  # rows per block when reading a dense similarity
 _K_MAX_DEFAULT = 100
 _PATHWAY_SIZE = 30  # main text 4.1.5: average cluster size ~ a typical pathway (30 genes)
 
@@ -25,7 +27,8 @@ def estimate_k(
     k_min: int = 2,
     k_max: int | None = None,
     method: Literal["eigengap", "pathway_size"] = "eigengap",
-    solver: Literal["auto", "dense", "sparse"] = "auto",
+    solver: Literal["auto", "dense", "sparse", "knn"] = "auto",
+    n_neighbors: int = _N_NEIGHBORS_DEFAULT,
     key_added: str = _keys.ESTIMATE_K,
     copy: bool = False,
 ) -> AnnData | None:
@@ -57,9 +60,28 @@ def estimate_k(
     method
         ``'eigengap'`` or ``'pathway_size'``.
     solver
-        Eigenvalue solver: ``'dense'`` (:func:`scipy.linalg.eigvalsh`, forms ``L^2``
-        explicitly), ``'sparse'`` (Lanczos, :func:`scipy.sparse.linalg.eigsh` on an operator
-        that never forms ``L^2``), or ``'auto'``: dense up to 3000 genes, else sparse.
+        How the ``k_max + 1`` smallest eigenvalues are found:
+
+        ``'dense'``
+            :func:`scipy.linalg.eigvalsh` on the explicit matrix (forms ``L^2``); exact,
+            ``O(n_genes^3)``: seconds at 3000 genes.
+        ``'sparse'``
+            Lanczos (:func:`scipy.sparse.linalg.eigsh`) on an operator that never forms
+            ``L^2``; exact. Fast on a sparse kNN similarity (about 20 s at 12,000 genes
+            on one CPU core), slow on a dense one (each step reads the whole
+            ``n_genes x n_genes`` matrix: about 5 minutes at 12,000 genes).
+        ``'knn'``
+            Lanczos on the ``n_neighbors``-nearest-neighbour graph of the similarity: for
+            each gene its ``n_neighbors`` most similar genes, kept if either gene keeps the
+            other (the graph :func:`sngep.tl.seed_similarity` stores with the same
+            ``n_neighbors``). A sparse similarity is used as it is.
+        ``'auto'``
+            ``'dense'`` up to 3000 genes; above, ``'sparse'`` for a sparse similarity and
+            ``'knn'`` for a dense one (logged: its K can differ from the exact spectrum of
+            the dense similarity, which ``solver='sparse'`` computes).
+    n_neighbors
+        Neighbours per gene of the kNN graph of ``solver='knn'`` (and of ``'auto'`` on a dense
+        similarity of more than 3000 genes); recorded in ``params`` when a graph was built.
     key_added
         Key in ``adata.uns``.
     copy
@@ -100,12 +122,11 @@ def estimate_k(
     :func:`scipy.sparse.csgraph.laplacian`; each contributes one zero eigenvalue, i.e. counts
     as its own component. A warning reports how many there are.
     """
-    start = logg.info(f"estimating the number of clusters ({method})")
     if method not in ("eigengap", "pathway_size"):
         msg = f"method must be 'eigengap' or 'pathway_size', got {method!r}"
         raise ValueError(msg)
-    if solver not in ("auto", "dense", "sparse"):
-        msg = f"solver must be 'auto', 'dense' or 'sparse', got {solver!r}"
+    if solver not in ("auto", "dense", "sparse", "knn"):
+        msg = f"solver must be 'auto', 'dense', 'sparse' or 'knn', got {solver!r}"
         raise ValueError(msg)
     n_genes = adata.n_vars
     if not isinstance(k_min, int | np.integer) or k_min < 1:
@@ -122,6 +143,7 @@ def estimate_k(
         "method": method,
     }
     if method == "pathway_size":
+        start = logg.info(f"estimating the number of clusters of {n_genes} genes (pathway size)")
         k = max(int(k_min), int(np.floor(n_genes / _PATHWAY_SIZE + 0.5)))  # round half up
         eigenvalues = np.empty(0)
         gaps = np.empty(0)
@@ -136,18 +158,48 @@ def estimate_k(
             raise ValueError(msg)
         k_max = int(k_max)
         params["k_max"] = k_max
-        w = _get_similarity(adata, similarity_key)
-        use_dense = solver == "dense" or (
-            solver == "auto" and (n_genes <= _DENSE_MAX_GENES or k_max + 2 >= n_genes)
-        )
-        if not use_dense and k_max + 2 >= n_genes:
+        s = _similarity_matrix(adata, similarity_key)
+        if solver == "auto":
+            if n_genes <= _DENSE_MAX_GENES or k_max + 2 >= n_genes:
+                solver = "dense"
+            else:
+                solver = "sparse" if sp.issparse(s) else "knn"
+                if solver == "knn":
+                    logg.warning(
+                        f"estimate_k: adata.varp[{similarity_key!r}] is a dense {n_genes} x "
+                        f"{n_genes} similarity; using its {n_neighbors}-nearest-neighbour graph "
+                        "(seconds) instead of the exact spectrum of the dense matrix (minutes: "
+                        "solver='sparse'). The K can differ; seed_similarity(n_neighbors=...) "
+                        "stores such a graph directly."
+                    )
+        if solver != "dense" and k_max + 2 >= n_genes:
             msg = (
-                f"solver='sparse' needs k_max <= n_genes - 3 (k_max={k_max}, "
+                f"solver={solver!r} needs k_max <= n_genes - 3 (k_max={k_max}, "
                 f"n_genes={n_genes}); use solver='dense'"
             )
             raise ValueError(msg)
-        params["solver"] = "dense" if use_dense else "sparse"
-        eigenvalues = _smallest_eigenvalues(w, k_max + 1, dense=use_dense)
+        knn = solver == "knn" and not sp.issparse(s)
+        if knn and (
+            not isinstance(n_neighbors, int | np.integer) or not 1 <= n_neighbors < n_genes
+        ):
+            msg = (
+                f"n_neighbors must be an integer in [1, n_genes - 1 = {n_genes - 1}], "
+                f"got {n_neighbors!r}"
+            )
+            raise ValueError(msg)
+        how = {
+            "dense": "dense eigendecomposition",
+            "sparse": f"Lanczos for the {k_max + 1} smallest eigenvalues",
+            "knn": f"Lanczos for the {k_max + 1} smallest eigenvalues, on the "
+            + (f"{n_neighbors}-nearest-neighbour graph" if knn else "sparse similarity"),
+        }[solver]
+        start = logg.info(
+            f"estimating the number of clusters of {n_genes} genes by the eigengap ({how})"
+        )
+        w = _clean_similarity(s, similarity_key, n_neighbors=n_neighbors if knn else None)
+        params["solver"] = solver
+        params["n_neighbors"] = int(n_neighbors) if knn else None
+        eigenvalues = _smallest_eigenvalues(w, k_max + 1, dense=solver == "dense")
         gaps = np.diff(eigenvalues)  # gaps[j] = λ_{j+2} - λ_{j+1}  <->  K = j + 1
         k = int(k_min + np.argmax(gaps[k_min - 1 : k_max]))
 
@@ -166,8 +218,8 @@ def estimate_k(
     return adata if copy else None
 
 
-def _get_similarity(adata: AnnData, key: str) -> np.ndarray | sp.csr_matrix:
-    """Non-negative, symmetric, zero-diagonal float64 copy of ``adata.varp[key]``."""
+def _similarity_matrix(adata: AnnData, key: str):
+    """``adata.varp[key]`` as stored (dense array or sparse matrix), not copied."""
     if key not in adata.varp:
         msg = (
             f"adata.varp[{key!r}] not found; run sngep.tl.seed_similarity(adata) first "
@@ -175,6 +227,22 @@ def _get_similarity(adata: AnnData, key: str) -> np.ndarray | sp.csr_matrix:
         )
         raise KeyError(msg)
     s = adata.varp[key]
+    return s if sp.issparse(s) else np.asarray(s)
+
+
+def _get_similarity(adata: AnnData, key: str) -> np.ndarray | sp.csr_matrix:
+    """Non-negative, symmetric, zero-diagonal float64 copy of ``adata.varp[key]``."""
+    return _clean_similarity(_similarity_matrix(adata, key), key)
+
+
+def _clean_similarity(s, key: str, *, n_neighbors: int | None = None):
+    """Non-negative, symmetric, zero-diagonal float64 copy of ``s``.
+
+    With ``n_neighbors`` (``s`` dense) the result is the sparse kNN graph of that matrix,
+    built block by block without a dense float64 copy.
+    """
+    if n_neighbors is not None:
+        return _knn_graph(s, key, n_neighbors)
     if sp.issparse(s):
         w = sp.csr_matrix(s, dtype=np.float64, copy=True)
         data = w.data
@@ -201,6 +269,43 @@ def _get_similarity(adata: AnnData, key: str) -> np.ndarray | sp.csr_matrix:
         w = (w + w.T) * 0.5
         if sp.issparse(w):
             w = w.tocsr()
+    return w
+
+
+def _knn_graph(s: np.ndarray, key: str, n_neighbors: int) -> sp.csr_matrix:
+    """The kNN graph of a dense similarity, cleaned as in :func:`_clean_similarity`.
+
+    Block of rows by block of rows, never a dense float64 copy: ``(S + S.T) / 2`` (equal to
+    ``S`` when it is symmetric), negatives clipped to 0, each gene's ``n_neighbors`` largest
+    entries kept (not itself); then an entry is kept if either gene keeps it, the rule of
+    ``seed_similarity(n_neighbors=...)``.
+    """
+    n = s.shape[0]
+    k = int(n_neighbors)
+    idx = np.empty((n, k), dtype=np.int64)
+    val = np.empty((n, k), dtype=np.float64)
+    scale = asym = 0.0
+    for i in range(0, n, _CHUNK):
+        j = min(i + _CHUNK, n)
+        rows = np.array(s[i:j], dtype=np.float64)
+        cols = np.array(s[:, i:j], dtype=np.float64).T
+        if not (np.all(np.isfinite(rows)) and np.all(np.isfinite(cols))):
+            msg = f"adata.varp[{key!r}] contains NaN or infinite values; recompute it"
+            raise ValueError(msg)
+        asym = max(asym, float(np.abs(rows - cols).max()))
+        rows += cols
+        rows *= 0.5
+        np.maximum(rows, 0.0, out=rows)  # negatives -> 0, see Notes of estimate_k
+        scale = max(scale, float(rows.max()))
+        rows[np.arange(j - i), np.arange(i, j)] = -np.inf  # a gene is not its own neighbour
+        top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+        idx[i:j] = top
+        val[i:j] = np.take_along_axis(rows, top, axis=1)
+    if asym > 1e-6 * max(1.0, scale):
+        logg.warning(f"adata.varp[{key!r}] is not symmetric; using (S + S.T) / 2")
+    knn = sp.csr_matrix((val.ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    w = knn.maximum(knn.T).tocsr()  # union of both genes' neighbours, values of S
+    w.eliminate_zeros()
     return w
 
 

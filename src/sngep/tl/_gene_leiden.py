@@ -9,7 +9,7 @@ import pandas as pd
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep.tl._gene_adata import gene_adata
+from sngep._validate import check_finite
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -27,10 +27,10 @@ def gene_leiden(
     key_added: str = "darlc_leiden",
     copy: bool = False,
 ) -> AnnData | None:
-    """Cluster genes by Leiden on a kNN graph of their embedding.
+    """Cluster genes by Leiden on a kNN graph of their embedding (or of their images).
 
-    Builds the gene graph with :func:`scanpy.pp.neighbors` on ``adata.varm[use_rep]`` (via
-    :func:`sngep.tl.gene_adata`) and runs :func:`scanpy.tl.leiden` (igraph flavour). With
+    Builds the gene graph with :func:`scanpy.pp.neighbors` (Euclidean) on
+    ``adata.varm[use_rep]`` and runs :func:`scanpy.tl.leiden` (igraph flavour). With
     ``n_clusters`` the resolution is found by bisection (on ``log resolution``, the number of
     Leiden clusters grows with it) until exactly ``n_clusters`` clusters come out; if no
     resolution within ``max_iter`` steps gives exactly that many, the closest count found is
@@ -39,9 +39,12 @@ def gene_leiden(
     Parameters
     ----------
     adata
-        Spots x genes after :func:`sngep.tl.darlc`.
+        Spots x genes after :func:`sngep.tl.darlc` (or :func:`sngep.pp.standardize_images`).
     use_rep
-        ``.varm`` key of the gene embedding.
+        ``.varm`` key of a gene embedding ``(n_vars, D)``, or of gene images
+        ``(n_vars, H, W)`` such as ``'gene_images_std'`` from
+        :func:`sngep.pp.standardize_images`: then the in-tissue pixels
+        (``adata.uns[use_rep]['mask']``; every pixel without a stored mask) are the features.
     resolution
         Leiden resolution (the starting point when ``n_clusters`` is given).
     n_clusters
@@ -66,10 +69,13 @@ def gene_leiden(
     ``adata.uns[key_added]``
         ``{'params': {...}, 'resolution': float, 'n_clusters': int}``.
     """
+    import anndata as ad
     import scanpy as sc
 
     adata = adata.copy() if copy else adata
-    g = gene_adata(adata, use_rep=use_rep)
+    rep = _gene_features(adata, use_rep)
+    g = ad.AnnData(X=rep, obs=pd.DataFrame(index=adata.var_names.astype(str)))
+    g.obsm[use_rep] = rep
     n = g.n_obs
     if n < 3:
         msg = f"need at least 3 genes for a gene graph, got {n}"
@@ -81,7 +87,9 @@ def gene_leiden(
         msg = f"resolution must be > 0, got {resolution}"
         raise ValueError(msg)
     seed = 0 if random_state is None else int(random_state)
-    start = logg.info(f"Leiden on the gene graph of {use_rep!r} ({n} genes)")
+    start = logg.info(
+        f"Leiden on the gene graph of {use_rep!r} ({n} genes, {rep.shape[1]} features)"
+    )
     sc.pp.neighbors(g, use_rep=use_rep, n_neighbors=min(n_neighbors, n - 1), random_state=seed)
 
     def run(res: float) -> np.ndarray:
@@ -129,6 +137,39 @@ def gene_leiden(
         deep=f"added\n    {key_added!r}, cluster labels (adata.var)",
     )
     return adata if copy else None
+
+
+def _gene_features(adata: AnnData, use_rep: str) -> np.ndarray:
+    """``adata.varm[use_rep]`` as a ``(n_vars, n_features)`` floating-point matrix (a copy).
+
+    Images ``(n_vars, H, W)`` keep their in-tissue pixels; since they are 0 outside the
+    tissue, Euclidean distances are the same as on the whole flattened images.
+    """
+    if use_rep not in adata.varm:
+        msg = (
+            f"adata.varm[{use_rep!r}] not found; run sngep.tl.darlc(adata) (for 'X_darlc') or "
+            f"sngep.pp.standardize_images(adata) (for 'gene_images_std') first "
+            f"(available varm keys: {list(adata.varm.keys())})"
+        )
+        raise KeyError(msg)
+    rep = np.asarray(adata.varm[use_rep])
+    if rep.dtype.kind != "f":
+        rep = rep.astype(np.float32)
+    if rep.ndim == 3:
+        info = adata.uns.get(use_rep, {})
+        mask = info.get("mask") if isinstance(info, dict) else None
+        if mask is not None and np.shape(mask) == rep.shape[1:]:
+            rep = rep[:, np.asarray(mask, dtype=bool)]
+        else:
+            rep = rep.reshape(rep.shape[0], -1)
+    elif rep.ndim != 2:
+        msg = (
+            f"adata.varm[{use_rep!r}] must be (n_vars, n_dims) or (n_vars, H, W), "
+            f"got shape {rep.shape}"
+        )
+        raise ValueError(msg)
+    check_finite(rep, f"adata.varm[{use_rep!r}]")
+    return np.array(rep, order="C")  # a copy: scanpy must not write into adata.varm
 
 
 def _bisect_resolution(run, res: float, labels: np.ndarray, k: int, max_iter: int):

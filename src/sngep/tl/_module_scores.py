@@ -23,7 +23,7 @@ def module_scores(
     layer: str | None = None,
     use_soft: bool = True,
     add_to_obs: bool = True,
-    key_added: str = _keys.DARLC_SCORES,
+    key_added: str | None = None,
     copy: bool = False,
 ) -> AnnData | None:
     """Score every spot for every gene cluster: the weighted mean of its z-scored member genes.
@@ -49,7 +49,10 @@ def module_scores(
         Also write one ``adata.obs`` column per cluster (``f'{key_added}_{k}'``) so that
         ``sc.pl.spatial`` / ``sq.pl.spatial_scatter(adata, color=...)`` plot them directly.
     key_added
-        ``.obsm`` key of the scores and ``.uns`` key of the parameters.
+        ``.obsm`` key of the scores and ``.uns`` key of the parameters; default
+        ``f'{key}_scores'`` (``'darlc_scores'`` for the DARLC clusters, ``'darlc_leiden_scores'``
+        for :func:`sngep.tl.gene_leiden`'s), so that scoring another clustering does not
+        overwrite the first.
     copy
         Return a copy instead of writing into ``adata``.
 
@@ -65,6 +68,8 @@ def module_scores(
         ``{'params': {...}, 'obs_columns': [...]}``.
     """
     adata = adata.copy() if copy else adata
+    if key_added is None:
+        key_added = f"{key}_scores"
     if key not in adata.var:
         msg = (
             f"adata.var[{key!r}] not found; run sngep.tl.darlc(adata) or sngep.tl.gene_leiden first"

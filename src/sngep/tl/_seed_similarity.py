@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from sngep import _keys
 from sngep import _logging as logg
+from sngep._progress import progress
 from sngep._validate import check_n_genes, get_gene_images
 from sngep.tl._image_descriptors import CANNY_THRESHOLDS, DESCRIPTORS, iter_descriptors, margin
 
@@ -74,7 +75,8 @@ def seed_similarity(
         similarity. Memory: about ``n_genes**2 * 4`` bytes for the dense result plus
         ``n_genes * n_descriptors * n_pixels * 4`` bytes for the standardised descriptors.
     show_progress_bar
-        Show a progress bar (tqdm).
+        Show a progress bar (two stages: descriptors, then similarity), kept as a one-line
+        summary when done.
     key_added
         Key of the result in ``adata.varp`` and ``adata.uns``.
     copy
@@ -105,7 +107,6 @@ def seed_similarity(
     descriptor. This also keeps ``S`` (before zeroing the diagonal) a mean of positive
     semi-definite correlation matrices, and avoids an ``n_genes x n_genes`` count matrix.
     """
-    start = logg.info("computing seeding similarity")
     names = _check_descriptors(descriptors)
     if not np.isfinite(sigma) or sigma < 0:
         msg = f"sigma must be a finite number >= 0, got {sigma!r}"
@@ -130,10 +131,15 @@ def seed_similarity(
         )
         raise ValueError(msg)
 
+    kind = "dense" if n_neighbors is None else f"sparse kNN (n_neighbors={n_neighbors})"
+    start = logg.info(
+        f"computing the seeding similarity of {n_genes} genes ({len(names)} descriptors, {kind})"
+    )
     adata = adata.copy() if copy else adata
     n_blocks = -(-n_genes // chunk_size)
-    with _progress(2 * n_blocks, show_progress_bar) as bar:
-        bar.set_description("descriptors")
+    with progress(
+        total=2 * n_blocks, desc="descriptors", unit="block", disable=not show_progress_bar
+    ) as bar:
         z, n_constant = _standardised_descriptors(images, mask, names, sigma, chunk_size, bar)
         bar.set_description("similarity")
         if n_neighbors is None:
@@ -158,7 +164,6 @@ def seed_similarity(
             "canny_thresholds": list(CANNY_THRESHOLDS),
         }
     }
-    kind = "dense" if n_neighbors is None else f"sparse kNN (n_neighbors={n_neighbors})"
     logg.info(
         "    finished",
         time=start,
@@ -184,12 +189,6 @@ def _check_descriptors(descriptors: str | Sequence[str]) -> list[str]:
         msg = f"descriptors contains duplicates: {names}"
         raise ValueError(msg)
     return names
-
-
-def _progress(total: int, show: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not show, unit="block", leave=False)
 
 
 def _standardised_descriptors(
