@@ -59,3 +59,74 @@ def test_theta_groups_cover_every_trainable_smm_parameter():
     gmm = StudentTMixture(4, 3, mixture="gmm")  # nu is frozen there
     ids = {id(p) for g in theta_param_groups(gmm, 1e-3) for p in g["params"]}
     assert id(gmm.log_nu) not in ids
+
+
+def _tiny_setup(n=12, k=3, seed=0, **over):
+    import numpy as np
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import normalized_similarity
+    from sngep.models.darlc.train import DARLCNet, _Data
+
+    cfg = DARLCConfig.from_preset(
+        "fast", embed_dim=16, depth=1, n_heads=2, contrastive_dim=8, head_hidden=8,
+        latent_dim=4, batch_size=5, **over,
+    )
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, 8, generator=g)
+    s = torch.rand(n, n, generator=g)
+    s = (s + s.T) / 2
+    s.fill_diagonal_(0)
+    torch.manual_seed(seed)
+    net = DARLCNet((8, 8), cfg, k)
+    data = _Data(
+        x=x, v=x + 0.1 * torch.randn(n, 8, 8, generator=g), s_norm=normalized_similarity(s),
+        pixel_weight=None, cfg=cfg, gen=torch.Generator().manual_seed(seed), seed=seed,
+    )
+    return net, data, np
+
+
+def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16():
+    """The chunked three-part gradient of L1 (train.l1_step) is the gradient of eq. 16."""
+    import math
+
+    from sngep.models.darlc.losses import laplacian_loss
+    from sngep.models.darlc.smm import size_loss
+    from sngep.models.darlc.train import calibrated_z, l1_step
+
+    net, data, _ = _tiny_setup()
+    h_all, z_all = calibrated_z(net, data)
+    net.smm.fit_em(z_all, n_iter=5, random_state=0)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=0.0)
+    eta, seed = 0.3, 11
+    l1_step(net, data, opt, eta, seed, h_all)
+    got = {id(p): None if p.grad is None else p.grad.clone() for p in params}
+
+    # the same loss in one graph
+    for p in params:
+        p.grad = None
+    n, bs = data.n, data.bs
+    net.head.train()
+    z = net.head(torch.cat([net.features(data.x[i : i + bs]) for i in range(0, n, bs)]))
+    net.head.eval()
+    rec = sum(
+        net.module_i.mae_loss(
+            data.x[i : i + bs], data.cfg.mask_ratio, torch.Generator().manual_seed(seed + j)
+        )
+        * (min(bs, n - i) / n)
+        for j, i in enumerate(range(0, n, bs))
+    )
+    ll = torch.logsumexp(net.smm.log_joint(z), dim=1).mean()
+    size = size_loss(torch.softmax(net.smm.log_joint(z), dim=1), 1.0 / net.n_clusters)
+    cluster = net.uwl_1(-ll, -size + net.n_clusters / math.e, rec)
+    loss = eta * laplacian_loss(z, data.s_norm) + (1 - eta) * cluster
+    loss.backward()
+    for p in params:
+        if id(p) in {id(q) for q in net.smm.parameters()}:
+            assert got[id(p)] is None  # Algorithm 1 line 17: Theta is not updated by L1
+            continue
+        if p.grad is None:
+            assert got[id(p)] is None or torch.count_nonzero(got[id(p)]) == 0
+            continue
+        torch.testing.assert_close(got[id(p)], p.grad, rtol=1e-4, atol=1e-6)

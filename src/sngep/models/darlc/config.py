@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 AUGMENTS = ("gat", "gks", None)
 MIXTURES = ("smm", "gmm", None)
+COVARIANCES = ("full", "diag")
+CLUSTER_INITS = ("kmeans", "kmeans++")
+LR_SCHEDULES = ("constant", "cosine")
+MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
+
+
+def resolve_patch_size(patch_size: int | None, image_shape: tuple[int, int]) -> int:
+    """``patch_size``, or for ``None`` the smallest patch (>= 2) whose token grid
+    ``ceil(H/p) x ceil(W/p)`` has at most :data:`MAX_TOKENS` tokens (4 x 4 patches on a
+    DLPFC 77 x 59 image give 300 tokens; 16 x 21 mouse olfactory bulb images give 24)."""
+    if patch_size is not None:
+        return int(patch_size)
+    h, w = (int(s) for s in image_shape)
+    p = 2
+    while math.ceil(h / p) * math.ceil(w / p) > MAX_TOKENS:
+        p += 1
+    return p
 
 
 @dataclass(frozen=True)
@@ -21,7 +39,7 @@ class DARLCConfig:
     """
 
     # Module I (main 3.2.2)
-    patch_size: int = 4
+    patch_size: int | None = 4  # None: chosen from the image size (resolve_patch_size)
     embed_dim: int = 128
     depth: int = 4
     n_heads: int = 4
@@ -31,15 +49,25 @@ class DARLCConfig:
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
-    head_hidden: int = 128
+    head_hidden: int | None = 128  # None: the single layer of eq. 12
+    head_input: str = "e"  # the head reads e of eq. 9 ('e') or the encoder's [CLS] ('cls')
     em_iter: int = 50
     em_iter_first: int = 200
-    em_restart: bool = True  # also try a fresh k-means++ EM each epoch (see train.refit_smm)
-    min_cluster_frac: float = 0.1  # SMM solutions with a cluster < frac * N / K genes are rejected
+    cluster_init: str = "kmeans"  # SMM start: k-means (10 restarts) on z, then MAP-EM
+    em_restart: bool = False  # also try a fresh k-means++ EM each epoch (train.refit_mixture)
+    min_cluster_frac: float = 0.1  # with em_restart: a cluster < frac * N / K genes is invalid
+    covariance: str = "full"  # SMM covariances: 'full' (supp. eq. 14-15) or 'diag'
+    ll_to_encoder: bool = True  # eq. 16: -L_ll's gradient reaches Module I and the head
     size_threshold: float | None = None  # v of eq. 20; None -> 1 / n_clusters
     eta0: float = 0.5  # eq. 16
     # optimisation (Algorithm 1)
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # pretraining lr: 'constant' or 'cosine' (5 % warm-up)
+    joint_lr: float | None = None  # None: lr
+    pretrain_steps: int | None = None  # None: pretrain_epochs epochs of mini-batches
+    rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
+    rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
+
     weight_decay: float = 0.0
     batch_size: int = 256
     pretrain_epochs: int = 50
@@ -72,7 +100,10 @@ class DARLCConfig:
             msg = f"unknown DARLC option(s) {sorted(unknown)}; valid: {sorted(known)}"
             raise TypeError(msg)
         # None means "take the preset's value", except for switches whose None is meaningful.
-        nullable = {"augment", "mixture", "size_threshold"}
+        nullable = {
+            "augment", "mixture", "size_threshold", "patch_size", "pretrain_steps", "joint_lr",
+            "head_hidden",
+        }
         given = {k: v for k, v in overrides.items() if v is not None or k in nullable}
         cfg = replace(PRESETS[preset], **given)
         cfg.validate()
@@ -85,6 +116,22 @@ class DARLCConfig:
             raise ValueError(msg)
         if self.mixture not in MIXTURES:
             msg = f"mixture must be one of {MIXTURES}, got {self.mixture!r}"
+            raise ValueError(msg)
+        for name, allowed in (
+            ("covariance", COVARIANCES),
+            ("cluster_init", CLUSTER_INITS),
+            ("lr_schedule", LR_SCHEDULES),
+            ("rec_target", ("raw", "view")),
+            ("head_input", ("e", "cls")),
+        ):
+            if getattr(self, name) not in allowed:
+                msg = f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
+                raise ValueError(msg)
+        if self.patch_size is not None and self.patch_size < 1:
+            msg = f"patch_size must be None or >= 1, got {self.patch_size}"
+            raise ValueError(msg)
+        if self.pretrain_steps is not None and self.pretrain_steps < 0:
+            msg = f"pretrain_steps must be None or >= 0, got {self.pretrain_steps}"
             raise ValueError(msg)
         if self.embed_dim % self.n_heads:
             msg = f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})"

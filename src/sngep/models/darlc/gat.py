@@ -46,7 +46,7 @@ from scipy.spatial import cKDTree
 from torch import nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax as edge_softmax
-from tqdm.auto import tqdm
+from sngep._progress import progress
 
 from sngep.models.darlc._device import resolve_device
 
@@ -433,7 +433,7 @@ def denoise_gat(
         The same seed on CPU gives the same reconstruction; on CUDA the scatter-add of
         message passing is not bitwise deterministic.
     show_progress_bar
-        Show a :mod:`tqdm.auto` bar over epochs with the loss.
+        Show a progress bar over epochs with the loss (:func:`sngep._progress.progress`).
 
     Returns
     -------
@@ -476,7 +476,9 @@ def denoise_gat(
 
     losses: list[float] = []
     model.train()
-    bar = tqdm(range(int(epochs)), desc="GAT denoiser", disable=not show_progress_bar, leave=False)
+    bar = progress(
+        range(int(epochs)), desc="GAT denoiser", unit="epoch", disable=not show_progress_bar
+    )
     for _ in bar:
         optimizer.zero_grad(set_to_none=True)
         _, rec = model(xt, ei)

@@ -188,6 +188,15 @@ class UncertaintyWeighting(nn.Module):
         s = self.log_var
         return (0.5 * torch.exp(-s) * vals + F.softplus(s)).sum()
 
+    def term(self, i: int, loss: torch.Tensor) -> torch.Tensor:
+        """The ``i``-th summand of :meth:`forward` alone: ``L_i / (2 sigma_i^2) + log(1 + sigma_i^2)``.
+
+        ``forward(l_1, ..., l_n) == sum_i term(i, l_i)``; a caller that needs the terms' gradients
+        at different times (see ``train.l1_step``) adds them up itself.
+        """
+        s = self.log_var[i]
+        return 0.5 * torch.exp(-s) * torch.as_tensor(loss).to(self.raw).reshape(()) + F.softplus(s)
+
 
 # --------------------------------------------------------------------------------------
 # eq. 17

@@ -45,6 +45,9 @@ class DARLC:
         The denoised positive views used for contrastive learning.
     history_
         Per-epoch loss terms and label change.
+    summary_
+        How training went: ``stop_reason`` (``'tol'``: labels settled; ``'max_epochs'``),
+        ``n_joint_epochs``, ``n_pretrain_steps``, ``patch_size``, ``n_tokens``.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class DARLC:
         self.var_names: list[str] | None = None
         self.image_shape: tuple[int, int] | None = None
         self.history_: dict[str, list[float]] = {}
+        self.summary_: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -113,12 +117,13 @@ class DARLC:
             views = normalise_images(views, mask)
         else:
             views = normalise_images(np.asarray(views, dtype=np.float32), mask)
-        self.net, self.history_ = fit(
+        self.net, self.history_, self.summary_ = fit(
             x,
             views,
             self.config,
             n_clusters=self.n_clusters,
             similarity=similarity,
+            mask=mask,
             device=self.device,
             random_state=self.random_state,
             show_progress_bar=show_progress_bar,
@@ -207,6 +212,7 @@ class DARLC:
                 "mask": self.mask,
                 "centers": self.centers_,
                 "history": self.history_,
+                "summary": self.summary_,
             },
             Path(path),
         )
@@ -240,6 +246,7 @@ class DARLC:
         model.image_shape = tuple(ckpt["image_shape"])
         model.mask = np.asarray(ckpt["mask"], dtype=bool)
         model.history_ = ckpt.get("history", {})
+        model.summary_ = ckpt.get("summary", {})
         model.centers_ = ckpt.get("centers")
         net = DARLCNet(model.image_shape, config, model.n_clusters)
         net.load_state_dict(ckpt["state_dict"])

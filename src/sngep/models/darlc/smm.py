@@ -42,6 +42,7 @@ from torch import nn
 __all__ = ["StudentTMixture", "kl_loss", "size_loss", "target_distribution"]
 
 MIXTURES = ("smm", "gmm")
+COVARIANCES = ("full", "diag")
 _LOG_PI = math.log(math.pi)
 _LOG_2PI = math.log(2.0 * math.pi)
 _PI_FLOOR = 1e-10  # smallest mixing weight kept by the M-step (then renormalised)
@@ -162,6 +163,7 @@ class StudentTMixture(nn.Module):
         mixture: str = "smm",
         nu_init: float = 5.0,
         nu_bounds: tuple[float, float] = (1.0, 1000.0),
+        covariance: str = "full",
     ) -> None:
         super().__init__()
         if int(n_components) < 1 or int(n_features) < 1:
@@ -169,6 +171,9 @@ class StudentTMixture(nn.Module):
             raise ValueError(msg)
         if mixture not in MIXTURES:
             msg = f"mixture must be one of {MIXTURES}, got {mixture!r}"
+            raise ValueError(msg)
+        if covariance not in COVARIANCES:
+            msg = f"covariance must be one of {COVARIANCES}, got {covariance!r}"
             raise ValueError(msg)
         lo, hi = (float(b) for b in nu_bounds)
         if not 0.0 < lo < hi < math.inf:
@@ -184,7 +189,9 @@ class StudentTMixture(nn.Module):
         self.nu_init = float(nu_init)
         self.nu_bounds = (lo, hi)
         self.mu = nn.Parameter(torch.zeros(k, d))
-        self.chol_lower = nn.Parameter(torch.zeros(k, d, d))
+        self.covariance = covariance
+        # diagonal covariances: the strictly lower Cholesky part stays zero (no gradient)
+        self.chol_lower = nn.Parameter(torch.zeros(k, d, d), requires_grad=covariance == "full")
         self.chol_log_diag = nn.Parameter(torch.zeros(k, d))
         self.log_nu = nn.Parameter(
             torch.full((k,), math.log(nu_init)), requires_grad=mixture == "smm"
@@ -195,7 +202,7 @@ class StudentTMixture(nn.Module):
         """Shown by ``repr``."""
         return (
             f"n_components={self.n_components}, n_features={self.n_features}, "
-            f"mixture={self.mixture!r}, nu_bounds={self.nu_bounds}"
+            f"mixture={self.mixture!r}, covariance={self.covariance!r}, nu_bounds={self.nu_bounds}"
         )
 
     # ------------------------------------------------------------------ parameters
@@ -203,6 +210,11 @@ class StudentTMixture(nn.Module):
     def is_gaussian(self) -> bool:
         """``True`` for the Gaussian ablation (``mixture='gmm'``)."""
         return self.mixture == "gmm"
+
+    @property
+    def is_diagonal(self) -> bool:
+        """``True`` when the components have diagonal covariances."""
+        return self.covariance == "diag"
 
     @property
     def cholesky(self) -> torch.Tensor:
@@ -359,6 +371,7 @@ class StudentTMixture(nn.Module):
         random_state: int | None = 0,
         n_init: int = 3,
         n_lloyd: int = 10,
+        labels: Any = None,
     ) -> dict[str, Any]:
         """Fit Theta by MAP-EM (supp. 1.1) on ``z`` (detached), writing the parameters in place.
 
@@ -376,7 +389,8 @@ class StudentTMixture(nn.Module):
             ``'kmeans++'``: greedy k-means++ seeding and ``n_lloyd`` Lloyd iterations,
             covariances from the hard assignment (MAP form, so singletons stay positive
             definite), ``nu = nu_init``. ``'current'``: start from the module's parameters
-            (warm start; ``n_init`` is ignored).
+            (warm start; ``n_init`` is ignored). ``'labels'``: start from the hard partition
+            ``labels`` (e.g. a converged k-means with many restarts), same covariances.
         random_state
             Seed of the local :func:`numpy.random.default_rng` used by k-means++.
         n_init
@@ -386,6 +400,8 @@ class StudentTMixture(nn.Module):
             against it.
         n_lloyd
             Lloyd iterations after k-means++ seeding.
+        labels
+            ``(N,)`` integer labels in ``[0, K)`` for ``init='labels'``.
 
         Returns
         -------
@@ -405,8 +421,8 @@ class StudentTMixture(nn.Module):
         re-seeding attempts per run.
         """
         z = self._check_z(z)
-        if init not in ("kmeans++", "current"):
-            msg = f"init must be 'kmeans++' or 'current', got {init!r}"
+        if init not in ("kmeans++", "current", "labels"):
+            msg = f"init must be 'kmeans++', 'current' or 'labels', got {init!r}"
             raise ValueError(msg)
         if int(n_iter) < 0 or int(n_init) < 1:
             msg = f"need n_iter >= 0 and n_init >= 1, got n_iter={n_iter}, n_init={n_init}"
@@ -427,8 +443,17 @@ class StudentTMixture(nn.Module):
             rng = np.random.default_rng(random_state)
             n_starts = 1 if k == 1 else int(n_init)  # one component: every start is the same
             starts = (
-                _init_kmeans(x, k, prior, self.nu_init, rng, int(n_lloyd)) for _ in range(n_starts)
+                _init_kmeans(x, k, prior, self.nu_init, rng, int(n_lloyd), self.is_diagonal)
+                for _ in range(n_starts)
             )
+        elif init == "labels":
+            lab = np.asarray(labels if labels is not None else [], dtype=np.int64).reshape(-1)
+            if lab.shape != (n,) or lab.min(initial=0) < 0 or lab.max(initial=0) >= k:
+                msg = f"init='labels' needs labels of shape ({n},) with values in [0, {k})"
+                raise ValueError(msg)
+            centers = x.mean(dim=0, keepdim=True).expand(k, -1).cpu().numpy()
+            start = _state_from_labels(x, lab, centers, prior, self.nu_init, self.is_diagonal)
+            starts = iter([start])
         else:
             chol = self.cholesky.detach().to(torch.float64)
             current = _State(
@@ -467,7 +492,7 @@ class StudentTMixture(nn.Module):
         }
         budget = k
         for it in range(n_iter):
-            new = _m_step(x, stats, state, prior, gaussian, self.nu_bounds)
+            new = _m_step(x, stats, state, prior, gaussian, self.nu_bounds, self.is_diagonal)
             new_stats = _e_step(x, new, prior, gaussian)
             tiny = torch.nonzero(new_stats.xi < _TINY_COUNT).flatten()
             if tiny.numel() and budget > 0:
@@ -586,6 +611,22 @@ def _weighted_scatter(x: torch.Tensor, w: torch.Tensor, mu: torch.Tensor) -> tor
     return 0.5 * (out + out.transpose(-1, -2))
 
 
+def _map_sigma(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    mu: torch.Tensor,
+    prior: _Prior,
+    counts: torch.Tensor,
+    diagonal: bool,
+) -> torch.Tensor:
+    """MAP covariances ``(S_0 + S_k) / (rho_0_hat + n_k)`` (supp. eq. 14); diagonal if asked."""
+    s_k = _weighted_scatter(x, w, mu)
+    sigma = (torch.diag_embed(prior.s0).expand_as(s_k) + s_k) / (prior.rho0_hat + counts)[
+        :, None, None
+    ]
+    return torch.diag_embed(sigma.diagonal(dim1=-2, dim2=-1)) if diagonal else sigma
+
+
 def _solve_nu(c: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
     """Maximiser of ``sum_i xi_ik F(zeta_ik, nu)`` over ``nu`` in ``bounds``, per component.
 
@@ -628,6 +669,7 @@ def _m_step(
     prior: _Prior,
     gaussian: bool,
     nu_bounds: tuple[float, float],
+    diagonal: bool = False,
 ) -> _State:
     """MAP M-step (supp. eq. 11-15, nu by eq. 17 solved exactly).
 
@@ -651,6 +693,9 @@ def _m_step(
       exactly eq. 15 (off-diagonals ``(1 - beta) Sigma_mle``). ``S_mle,k`` is the
       omega-weighted scatter about the new ``mu_k`` (eq. 14).
     - nu (eq. 10, 16, 17): :func:`_solve_nu`, with the E-step's ``E[zeta]``, ``E[log zeta]``.
+
+    ``diagonal=True`` keeps only the diagonal of Sigma: with a diagonal ``S_0`` each variance
+    is the same MAP expression per dimension (eq. 15 with the off-diagonals shrunk to 0).
     """
     n = x.shape[0]
     resp, xi = stats.resp, stats.xi
@@ -661,10 +706,7 @@ def _m_step(
     has_w = w > 1e-300
     mu = (omega.T @ x) / torch.where(has_w, w, torch.ones_like(w))[:, None]
     mu = torch.where(has_w[:, None], mu, state.mu)
-    s_mle = _weighted_scatter(x, omega, mu)
-    sigma = (torch.diag_embed(prior.s0).expand_as(s_mle) + s_mle) / (prior.rho0_hat + xi)[
-        :, None, None
-    ]
+    sigma = _map_sigma(x, omega, mu, prior, xi, diagonal)
     if gaussian:
         nu = state.nu
     else:
@@ -727,6 +769,7 @@ def _init_kmeans(
     nu_init: float,
     rng: np.random.Generator,
     n_lloyd: int,
+    diagonal: bool = False,
 ) -> _State:
     """k-means++ then Lloyd; MAP covariances ``(S_0 + S_k) / (rho_0_hat + n_k)`` per cluster."""
     xn = x.cpu().numpy()
@@ -753,16 +796,27 @@ def _init_kmeans(
             break
         centers = new
         labels, mind = assign(centers)
+    return _state_from_labels(x, labels, centers, prior, nu_init, diagonal)
+
+
+def _state_from_labels(
+    x: torch.Tensor,
+    labels: np.ndarray,
+    centers: np.ndarray,
+    prior: _Prior,
+    nu_init: float,
+    diagonal: bool,
+) -> _State:
+    """Theta of a hard partition: cluster means (``centers`` for empty clusters), MAP
+    covariances, proportions, ``nu = nu_init``."""
+    n, k = x.shape[0], centers.shape[0]
     onehot = torch.zeros((n, k), dtype=x.dtype, device=x.device)
     onehot[torch.arange(n, device=x.device), torch.as_tensor(labels, device=x.device)] = 1.0
     counts_t = onehot.sum(dim=0)
     mu_t = torch.as_tensor(centers, dtype=x.dtype, device=x.device)
     has = counts_t > 0
     mu_t = torch.where(has[:, None], (onehot.T @ x) / counts_t.clamp_min(1.0)[:, None], mu_t)
-    s_k = _weighted_scatter(x, onehot, mu_t)
-    sigma = (torch.diag_embed(prior.s0).expand_as(s_k) + s_k) / (prior.rho0_hat + counts_t)[
-        :, None, None
-    ]
+    sigma = _map_sigma(x, onehot, mu_t, prior, counts_t, diagonal)
     pi = (counts_t / n).clamp_min(_PI_FLOOR)
     nu = torch.full((k,), float(nu_init), dtype=x.dtype, device=x.device)
     return _State(pi=pi / pi.sum(), mu=mu_t, sigma=sigma, nu=nu)

@@ -1,15 +1,32 @@
-"""Joint training of Module I and the SMM (main text Algorithm 1). Tensors in, history out."""
+"""DARLC training (main text Algorithm 1), in explicit stages. Tensors in, history out.
+
+:func:`fit` runs, in order:
+
+1. :func:`pretrain` - Module I alone (Algorithm 1 lines 2-10): ``UWL(L_rec, L_clr)`` on
+   mini-batches, for an optimiser-step budget (or the paper's epochs), lr warm-up + decay.
+2. :func:`init_mixture` - the head's BatchNorm is calibrated on all genes, and the SMM
+   starts from a converged k-means on z (many restarts), then MAP-EM.
+3. :func:`joint_epoch` - one epoch of lines 11-25: warm-started EM on all z
+   (:func:`refit_mixture`), the epoch loss L1 on all genes (:func:`l1_step`, eq. 16-20),
+   the batch loss L2 (:func:`l2_epoch`, eq. 21-22). Training stops when fewer than ``tol``
+   of the genes change cluster between epochs.
+4. The labels and Theta returned are those of the trained network: one last calibration
+   and warm EM on the final z (:func:`settle`), no fresh restart.
+
+Every randomness comes from ``random_state`` (torch's global RNG is forked and restored).
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from sngep.models.darlc.config import DARLCConfig
+from sngep.models.darlc.config import DARLCConfig, resolve_patch_size
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
     contrastive_loss,
@@ -54,16 +71,18 @@ class DARLCNet(nn.Module):
         c = config
         self.module_i = ModuleI(
             image_shape,
-            patch_size=c.patch_size,
+            patch_size=resolve_patch_size(c.patch_size, image_shape),
             embed_dim=c.embed_dim,
             depth=c.depth,
             n_heads=c.n_heads,
             proj_dim=c.contrastive_dim,
         )
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.
-        self.head = ProjectionHead(c.contrastive_dim, c.latent_dim, hidden_dim=c.head_hidden)
+        head_in = c.contrastive_dim if c.head_input == "e" else c.embed_dim
+        self.head = ProjectionHead(head_in, c.latent_dim, hidden_dim=c.head_hidden)
+        self.head_input = c.head_input
         self.smm = (
-            StudentTMixture(n_clusters, c.latent_dim, mixture=c.mixture)
+            StudentTMixture(n_clusters, c.latent_dim, mixture=c.mixture, covariance=c.covariance)
             if c.mixture is not None
             else None
         )
@@ -72,110 +91,225 @@ class DARLCNet(nn.Module):
         self.uwl_2 = UncertaintyWeighting(3)  # Algorithm 1 line 22: (L_kl, L_rec, L_clr)
         self.n_clusters = int(n_clusters)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the projection head reads: e of eq. 9 (``head_input='e'``, the paper) or the
+        encoder's [CLS] token before the contrastive map (``'cls'``)."""
+        cls, _ = self.module_i.encoder(x)
+        return self.module_i.head(cls) if self.head_input == "e" else cls
+
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """Images -> z (eq. 9 then eq. 12)."""
-        return self.head(self.module_i.embed(x))
+        """Images -> z (eq. 12 on :meth:`features`)."""
+        return self.head(self.features(x))
 
 
-def _ssl_loss(
-    net: DARLCNet, xb, vb, cfg: DARLCConfig, gen
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, e)."""
-    rec = net.module_i.mae_loss(xb, mask_ratio=cfg.mask_ratio, generator=gen)
-    e = net.module_i.embed(xb)
-    if cfg.use_clr:
-        clr = contrastive_loss(e, net.module_i.target_embed(vb), tau=cfg.tau)
+@dataclass
+class _Data:
+    """Everything a stage needs besides the network: tensors, config, randomness."""
+
+    x: torch.Tensor  # (N, H, W) standardised images
+    v: torch.Tensor  # (N, H, W) standardised positive views
+    s_norm: torch.Tensor | None  # D^-1/2 S D^-1/2 (eq. 17) or None
+    pixel_weight: torch.Tensor | None  # (H, W) tissue mask for L_rec, or None (eq. 7 as written)
+    cfg: DARLCConfig
+    gen: torch.Generator
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def bs(self) -> int:
+        return min(self.cfg.batch_size, self.n)
+
+    def batches(self) -> list[torch.Tensor]:
+        """A shuffled epoch of index batches; a final batch of 1 is dropped (BN, pairs)."""
+        perm = torch.randperm(self.n, generator=self.gen, device=self.gen.device)
+        perm = perm.to(self.x.device)
+        bs = self.bs
+        return [perm[i : i + bs] for i in range(0, self.n, bs) if min(bs, self.n - i) >= 2]
+
+
+# --------------------------------------------------------------------------------------
+# shared pieces
+# --------------------------------------------------------------------------------------
+def _rec_loss(
+    net: DARLCNet, idx: slice | torch.Tensor, data: _Data, gen: torch.Generator
+):
+    """L_rec (eq. 7) on the images ``idx``: in the tissue only if ``rec_in_tissue``, of the
+    positive views if ``rec_target='view'``."""
+    target = data.v[idx] if data.cfg.rec_target == "view" else None
+    return net.module_i.mae_loss(
+        data.x[idx], data.cfg.mask_ratio, gen, pixel_weight=data.pixel_weight, target=target
+    )
+
+
+def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data):
+    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, head input)."""
+    xb = data.x[idx]
+    rec = _rec_loss(net, idx, data, data.gen)
+    cls, _ = net.module_i.encoder(xb)
+    e = net.module_i.head(cls)  # eq. 9
+    if data.cfg.use_clr:
+        clr = contrastive_loss(e, net.module_i.target_embed(data.v[idx]), tau=data.cfg.tau)
     else:
         clr = torch.zeros((), device=xb.device)
-    return rec, clr, e
+    return rec, clr, (e if net.head_input == "e" else cls)
+
+
+@torch.no_grad()
+def encode_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The head's input (:meth:`DARLCNet.features`) for every image, without gradient."""
+    return torch.cat([net.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
 
 
 @torch.no_grad()
 def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Z for every image with the head in eval mode (running BN statistics)."""
+    """Z for every image with the head in eval mode (its calibrated BN statistics)."""
     was = net.training
     net.eval()
-    out = torch.cat([net.project(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    out = net.head(encode_all(net, x, batch_size))
     net.train(was)
     return out
 
 
-def _epoch_loss_step(
-    net: DARLCNet,
-    x: torch.Tensor,
-    s_norm: torch.Tensor | None,
-    cfg: DARLCConfig,
-    eta: float,
-    threshold: float,
-    optimizer: torch.optim.Optimizer,
-    seed: int,
-) -> dict[str, float]:
-    """Epoch-level update with L1 (eq. 16) on *all* images.
+@torch.no_grad()
+def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor]:
+    """Calibrate the head's BN on all genes, put it in eval mode; return (head inputs, z)."""
+    h_all = encode_all(net, data.x, data.bs)
+    net.head.calibrate(h_all)
+    net.head.eval()
+    return h_all, net.head(h_all)
 
-    L_lap (eq. 17) couples every pair of genes, so it needs every z at once; a mini-batch slice
-    of the normalised Laplacian is not a Laplacian. Back-propagating through the ViT for all N
-    images at once would not fit in memory, so the gradient is taken in two exact passes:
-    (1) the Module I embeddings e and L_rec for all images without a graph; the cheap
-    projection head then runs on all of e at once (train-mode BN over all N genes, so z is
-    normalised over the whole gene set) and L1 is back-propagated to the head and to a leaf
-    copy of e; (2) per chunk, e and L_rec (same masks) are recomputed with a graph and the leaf
-    gradients are pushed through the ViT (the chain rule, chunk by chunk).
+
+def _lr_lambda(cfg: DARLCConfig, total: int):
+    """Pretraining lr factor per step: constant, or 5 % linear warm-up then cosine to 10 %."""
+    if cfg.lr_schedule == "constant" or total <= 0:
+        return lambda step: 1.0
+    warm = max(1, int(0.05 * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return factor
+
+
+def pretrain_steps(cfg: DARLCConfig, n: int) -> int:
+    """Optimiser steps of the pretraining: ``pretrain_steps`` or ``pretrain_epochs`` epochs."""
+    per_epoch = sum(1 for i in range(0, n, min(cfg.batch_size, n)) if min(cfg.batch_size, n - i) >= 2)
+    if cfg.pretrain_steps is not None:
+        return int(cfg.pretrain_steps)
+    return int(cfg.pretrain_epochs) * per_epoch
+
+
+# --------------------------------------------------------------------------------------
+# stage 1: Module I pretraining (Algorithm 1 lines 2-10)
+# --------------------------------------------------------------------------------------
+def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> list[dict]:
+    """``UWL(L_rec, L_clr)`` (eq. 11) on mini-batches for :func:`pretrain_steps` steps."""
+    cfg = data.cfg
+    total = pretrain_steps(cfg, data.n)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+    records, step = [], 0
+    while step < total:
+        sums = {"rec": 0.0, "clr": 0.0, "ssl": 0.0}
+        seen = 0
+        for idx in data.batches():
+            if step >= total:
+                break
+            rec, clr, _ = _ssl_loss(net, idx, data)
+            loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            net.module_i.momentum_update(cfg.momentum)
+            step += 1
+            seen += idx.numel()
+            for k, val in (("rec", rec), ("clr", clr), ("ssl", loss)):
+                sums[k] += float(val.detach()) * idx.numel()
+        records.append({"phase": 0.0, **{f"pre_{k}": v / max(seen, 1) for k, v in sums.items()}})
+        bar.set_postfix(phase="pretrain", rec=f"{records[-1]['pre_rec']:.4f}")
+        bar.update(1)
+    for group in opt.param_groups:  # the joint stage starts from the schedule's end point
+        group["initial_lr"] = group["lr"]
+    return records
+
+
+# --------------------------------------------------------------------------------------
+# stage 2: cluster initialisation; EM refits in the joint stage
+# --------------------------------------------------------------------------------------
+def init_mixture(smm: StudentTMixture, z: torch.Tensor, cfg: DARLCConfig, seed: int) -> dict:
+    """Start Theta from a converged k-means on z (``cluster_init='kmeans'``, 10 restarts), or
+    from our k-means++ (3 starts) with MAP-score selection (``'kmeans++'``), then MAP-EM."""
+    if cfg.cluster_init == "kmeans":
+        from sklearn.cluster import KMeans
+
+        km = KMeans(smm.n_components, n_init=10, random_state=seed)
+        labels = km.fit_predict(z.detach().cpu().double().numpy())
+        hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="labels", labels=labels)
+    else:
+        hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="kmeans++", random_state=seed)
+    return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+
+
+def refit_mixture(
+    smm: StudentTMixture, z: torch.Tensor, cfg: DARLCConfig, labels_prev: torch.Tensor, seed: int
+) -> dict[str, Any]:
+    """MAP-EM on all (detached) z, warm-started from the current Theta.
+
+    EM from the current parameters never decreases the MAP objective, and cluster identities
+    carry over from epoch to epoch. ``em_restart=True`` (our earlier guard, kept as an
+    ablation) also fits a fresh k-means++ start each epoch, keeps the valid candidate with
+    the higher log-posterior (a component under ``min_cluster_frac * N / K`` genes is
+    invalid) and permutes the kept components to match the previous labels (Hungarian).
+    Measured (issue 10): the fresh start won about half of the epochs and relabelled 30-50 %
+    of the genes per epoch, so the tolerance stop never fired.
     """
-    n, bs = x.shape[0], cfg.batch_size
-    chunks = list(range(0, n, bs))
+    if not cfg.em_restart:
+        hist = smm.fit_em(z, n_iter=cfg.em_iter, init="current")
+        return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+    import copy
+
+    from scipy.optimize import linear_sum_assignment
+
+    n, k = z.shape[0], smm.n_components
+    min_size = max(2.0, cfg.min_cluster_frac * n / k)
+    warm, fresh = copy.deepcopy(smm), copy.deepcopy(smm)
+    candidates = [
+        (warm, warm.fit_em(z, n_iter=cfg.em_iter, init="current")),
+        (fresh, fresh.fit_em(z, n_iter=cfg.em_iter, init="kmeans++", random_state=seed, n_init=1)),
+    ]
+    scored = []
+    for i, (m, h) in enumerate(candidates):
+        with torch.no_grad():
+            size = float(m.soft_assign(z).sum(dim=0).min())
+        valid = size >= min_size
+        scored.append((valid, h["log_posterior"][-1] if valid else size, i))
+    best = max(scored)[2]
+    chosen, hist = candidates[best]
+    params = chosen.get_parameters()
     with torch.no_grad():
-        e_all = torch.cat([net.module_i.embed(x[i : i + bs]) for i in chunks])
-        rec_chunks = [
-            net.module_i.mae_loss(
-                x[i : i + bs], cfg.mask_ratio, torch.Generator(x.device).manual_seed(seed + j)
-            )
-            for j, i in enumerate(chunks)
-        ]
-    weights = torch.tensor([min(bs, n - i) / n for i in chunks], device=x.device)
-    rec_leaf = (torch.stack(rec_chunks) * weights).sum().requires_grad_(True)
-    e_leaf = e_all.clone().requires_grad_(True)
-    z_leaf = net.head(e_leaf)
-
-    terms: dict[str, torch.Tensor] = {"rec": rec_leaf}
-    if net.smm is not None:
-        log_q = net.smm.log_joint(z_leaf)  # eq. 19 in log space, differentiable in z
-        terms["ll"] = torch.logsumexp(log_q, dim=1).mean()  # eq. 18 (per-gene mean for scale)
-        q = torch.softmax(log_q, dim=1)
-        terms["size"] = (
-            size_loss(q, threshold) if cfg.use_size else torch.zeros((), device=x.device)
+        new = chosen.predict(z)
+    overlap = torch.zeros(k, k, dtype=torch.float64)
+    overlap.index_put_(
+        (labels_prev.cpu(), new.cpu()), torch.ones(n, dtype=torch.float64), accumulate=True
+    )
+    _, perm = linear_sum_assignment(overlap.numpy(), maximize=True)  # new comp for old slot
+    params = {key: val[perm] for key, val in params.items()}
+    with torch.no_grad():
+        smm.set_parameters(
+            params["pi"], params["mu"], params["sigma"], None if smm.is_gaussian else params["nu"]
         )
-        # eq. 16: UWL(-L_ll, -L_size, L_rec). Each -J log J <= 1/e, so -L_size + K/e >= 0: the
-        # constant shift changes no gradient but keeps UWL's sigma away from its degenerate
-        # minimum for non-positive losses (see losses.UncertaintyWeighting).
-        size_shift = net.n_clusters / math.e
-        cluster_part = net.uwl_1(-terms["ll"], -terms["size"] + size_shift, rec_leaf)
-    else:
-        cluster_part = rec_leaf
-    if cfg.use_lap and s_norm is not None:
-        terms["lap"] = laplacian_loss(z_leaf, s_norm)
-        loss = eta * terms["lap"] + (1.0 - eta) * cluster_part
-    else:
-        loss = cluster_part
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    g_e, g_rec = e_leaf.grad, rec_leaf.grad
-    for j, i in enumerate(chunks):
-        xb = x[i : i + bs]
-        part = (net.module_i.embed(xb) * g_e[i : i + bs]).sum()
-        if g_rec is not None:
-            gen = torch.Generator(x.device).manual_seed(seed + j)
-            part = part + g_rec * weights[j] * net.module_i.mae_loss(xb, cfg.mask_ratio, gen)
-        part.backward()
-    if net.smm is not None:  # Algorithm 1 line 17 updates Module I, C and H only, not Theta
-        for p in net.smm.parameters():
-            p.grad = None
-    optimizer.step()
-    net.module_i.momentum_update(cfg.momentum)
-    out = {f"L1_{k}": float(v.detach()) for k, v in terms.items()}
-    out["L1"] = float(loss.detach())
-    return out
+    return {"log_posterior": hist["log_posterior"][-1], "restart_kept": float(best == 1)}
 
 
+# --------------------------------------------------------------------------------------
+# stage 3: joint training (Algorithm 1 lines 11-25)
+# --------------------------------------------------------------------------------------
 def theta_param_groups(smm: StudentTMixture, lr: float) -> list[dict[str, Any]]:
     """Adam parameter groups for Theta (Algorithm 1 line 23): scale-free and scale-carrying.
 
@@ -193,7 +327,11 @@ def theta_param_groups(smm: StudentTMixture, lr: float) -> list[dict[str, Any]]:
     scaled = [smm.mu, smm.chol_lower]
     return [
         {"params": [p for p in scale_free if p.requires_grad], "name": "theta"},
-        {"params": scaled, "name": "theta_scaled", "lr": lr * _theta_scale(smm)},
+        {
+            "params": [p for p in scaled if p.requires_grad],
+            "name": "theta_scaled",
+            "lr": lr * _theta_scale(smm),
+        },
     ]
 
 
@@ -214,82 +352,196 @@ def rescale_theta_lr(opt: torch.optim.Optimizer, smm: StudentTMixture, lr: float
             group["lr"] = lr * _theta_scale(smm)
 
 
-def refit_smm(
-    smm,
-    z: torch.Tensor,
-    cfg: DARLCConfig,
-    *,
-    labels_prev: torch.Tensor | None,
-    random_state: int,
-) -> dict[str, Any]:
-    """MAP-EM for Theta on all (detached) z, guarded against degenerate solutions.
+def l1_step(
+    net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, eta: float, seed: int, h_all: torch.Tensor
+) -> dict[str, float]:
+    """Epoch-level update with L1 (eq. 16) on *all* images.
 
-    In 32-D with ~30 genes per cluster (the paper's K = N/30), the MAP objective of supp.
-    eqs. 11-15 rewards near-singleton components: a component centred on one gene, with the
-    prior-mode covariance, has a huge density there, while a broad heavy-tailed component
-    (nu -> 1) absorbs several true clusters. Warm-started EM drifts into exactly that state
-    (on our synthetic benchmark the warm solution had a higher log-posterior than a fresh
-    k-means++ fit while its ARI was 0.57 against 0.83). So every epoch we fit two candidates,
-    the warm start from the current Theta and a fresh k-means++ start, reject candidates with a
-    component holding fewer than ``min_cluster_size`` genes (``cfg.min_cluster_frac * N / K``,
-    at least 2), and keep the valid one with the higher log-posterior. The kept components
-    are then permuted to best match the previous labels (Hungarian) so that cluster identities,
-    and the label-change criterion of Algorithm 1, stay meaningful across epochs.
+    L_lap (eq. 17) couples every pair of genes, so it needs every z at once; a mini-batch slice
+    of the normalised Laplacian is not a Laplacian. Back-propagating through the ViT for all N
+    images at once would not fit in memory, so the exact gradient is assembled in parts:
+
+    1. the head (train-mode BN over all N genes: the statistics the EM's z was calibrated
+       with, and a gradient through them, so L1 cannot shrink z's scale) runs on a leaf copy
+       of the head inputs ``h_all`` (computed once per epoch, no graph, by the caller); L_lap
+       and the mixture terms are back-propagated to the head, their UWL weights and the leaf;
+    2. per chunk of images, the head inputs and L_rec (eq. 7) are recomputed with a graph, and
+       the leaf gradient plus L_rec's weight in L1 are pushed through Module I;
+    3. L_rec's value, now known, gives the gradient of its own UWL weight.
+
+    The sum of the three is the gradient of eq. 16 (UWL is a sum over its terms), with one
+    pass through the ViT instead of two. With ``ll_to_encoder=False`` the likelihood term sees
+    a detached z: it still drives the EM (and its UWL weight), but cannot pull the encoder
+    towards a collapsed embedding.
     """
-    import copy
+    cfg, n, bs = data.cfg, data.n, data.bs
+    lap_on = cfg.use_lap and data.s_norm is not None
+    w_cluster = (1.0 - eta) if lap_on else 1.0
+    opt.zero_grad(set_to_none=True)
 
-    from scipy.optimize import linear_sum_assignment
-
-    n, k = z.shape[0], smm.n_components
-    min_size = max(2.0, cfg.min_cluster_frac * n / k)
-    candidates = []
-    if labels_prev is not None:
-        warm = copy.deepcopy(smm)
-        candidates.append((warm, warm.fit_em(z, n_iter=cfg.em_iter, init="current")))
-    if labels_prev is None or cfg.em_restart:
-        fresh = copy.deepcopy(smm)
-        hist = fresh.fit_em(
-            z,
-            n_iter=cfg.em_iter_first if labels_prev is None else cfg.em_iter,
-            init="kmeans++",
-            random_state=random_state,
-            n_init=3 if labels_prev is None else 1,
+    h_leaf = h_all.clone().requires_grad_(True)
+    net.head.train()
+    z_leaf = net.head(h_leaf)
+    net.head.eval()
+    terms: dict[str, torch.Tensor] = {}
+    part1 = z_leaf.sum() * 0.0
+    if net.smm is not None:
+        z_ll = z_leaf if cfg.ll_to_encoder else z_leaf.detach()
+        terms["ll"] = torch.logsumexp(net.smm.log_joint(z_ll), dim=1).mean()  # eq. 18, per gene
+        q = torch.softmax(net.smm.log_joint(z_leaf), dim=1)
+        terms["size"] = size_loss(q, _size_threshold(cfg, net)) if cfg.use_size else q.sum() * 0
+        # eq. 16: UWL(-L_ll, -L_size, L_rec). Each -J log J <= 1/e, so -L_size + K/e >= 0: the
+        # constant shift changes no gradient but keeps UWL's sigma away from its degenerate
+        # minimum for non-positive losses (see losses.UncertaintyWeighting).
+        size_shift = net.n_clusters / math.e
+        part1 = part1 + w_cluster * (
+            net.uwl_1.term(0, -terms["ll"]) + net.uwl_1.term(1, -terms["size"] + size_shift)
         )
-        candidates.append((fresh, hist))
+    if lap_on:
+        terms["lap"] = laplacian_loss(z_leaf, data.s_norm)
+        part1 = part1 + eta * terms["lap"]
+    part1.backward()
+    g_h = h_leaf.grad
 
-    def smallest(m) -> float:
-        with torch.no_grad():
-            return float(m.soft_assign(z).sum(dim=0).min())
-
-    # valid candidates compete on the log-posterior; if none is valid, the least degenerate wins
-    scored = []
-    for i, (m, h) in enumerate(candidates):
-        size = smallest(m)
-        valid = size >= min_size
-        scored.append((valid, h["log_posterior"][-1] if valid else size, i))
-    best = max(scored)[2]
-    chosen, hist = candidates[best]
-    params = chosen.get_parameters()
-    if labels_prev is not None:
-        with torch.no_grad():
-            new = chosen.predict(z)
-        overlap = torch.zeros(k, k, dtype=torch.float64)
-        overlap.index_put_(
-            (labels_prev.cpu(), new.cpu()), torch.ones(n, dtype=torch.float64), accumulate=True
-        )
-        _, perm = linear_sum_assignment(overlap.numpy(), maximize=True)  # new comp for old slot
-        params = {key: val[perm] for key, val in params.items()}
+    # d L1 / d L_rec: the UWL weight of L_rec (eq. 11), or 1 without the mixture
     with torch.no_grad():
-        smm.set_parameters(
-            params["pi"], params["mu"], params["sigma"], None if smm.is_gaussian else params["nu"]
-        )
-    return {
-        "log_posterior": hist["log_posterior"][-1],
-        "restart_kept": float(best == len(candidates) - 1 and labels_prev is not None),
-        "min_cluster_size": smallest(smm),
-    }
+        w_rec = w_cluster * (0.5 * torch.exp(-net.uwl_1.log_var[2]) if net.smm is not None else 1.0)
+    rec_total = 0.0
+    for j, i in enumerate(range(0, n, bs)):
+        xb = data.x[i : i + bs]
+        gen = torch.Generator(data.gen.device).manual_seed(seed + j)
+        rec = _rec_loss(net, slice(i, i + bs), data, gen)
+        share = xb.shape[0] / n
+        part = (net.features(xb) * g_h[i : i + bs]).sum() + w_rec * share * rec
+        part.backward()
+        rec_total += float(rec.detach()) * share
+    terms["rec"] = torch.tensor(rec_total)
+    if net.smm is not None:
+        (w_cluster * net.uwl_1.term(2, terms["rec"])).backward()  # sigma_rec's gradient
+
+    if net.smm is not None:  # Algorithm 1 line 17 updates Module I, C and H only, not Theta
+        for p in net.smm.parameters():
+            p.grad = None
+    opt.step()
+    net.module_i.momentum_update(cfg.momentum)
+    out = {f"L1_{k}": float(v.detach()) for k, v in terms.items()}
+    with torch.no_grad():
+        rec_part = net.uwl_1.term(2, terms["rec"]) if net.smm is not None else terms["rec"]
+    out["L1"] = float(part1.detach()) + w_cluster * float(rec_part)
+    return out
 
 
+def _size_threshold(cfg: DARLCConfig, net: DARLCNet) -> float:
+    return cfg.size_threshold if cfg.size_threshold is not None else 1.0 / net.n_clusters
+
+
+def l2_epoch(
+    net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, p_all: torch.Tensor | None
+) -> dict[str, float]:
+    """Batch loss ``L2 = UWL(L_kl, L_rec, L_clr)`` (Algorithm 1 lines 18-24) over one epoch.
+
+    ``p_all`` is the DEC target P (eq. 22), fixed within the epoch (supp. 1.3).
+    """
+    cfg = data.cfg
+    sums = {"kl": 0.0, "rec": 0.0, "clr": 0.0, "L2": 0.0}
+    for idx in data.batches():
+        rec, clr, e = _ssl_loss(net, idx, data)
+        if net.smm is not None:
+            log_q = torch.log_softmax(net.smm.log_joint(net.head(e)), dim=1)
+            kl = kl_loss(p_all[idx], log_q)
+            loss = net.uwl_2(kl, rec, clr)
+        else:
+            kl = torch.zeros((), device=data.x.device)
+            loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if net.smm is not None:
+            net.smm.project_()  # keep nu inside its bounds after the gradient step
+        net.module_i.momentum_update(cfg.momentum)
+        for k, val in (("kl", kl), ("rec", rec), ("clr", clr), ("L2", loss)):
+            sums[k] += float(val.detach()) * idx.numel() / data.n
+    return {f"L2_{k}" if k != "L2" else "L2": v for k, v in sums.items()}
+
+
+def joint_optimizer_groups(net: DARLCNet, cfg: DARLCConfig) -> list[dict[str, Any]]:
+    """Parameters that join Module I's optimiser for the joint stage (head, UWL, Theta)."""
+    groups: list[dict[str, Any]] = [
+        {
+            "params": [
+                *net.head.parameters(),
+                *net.uwl_1.parameters(),
+                *net.uwl_2.parameters(),
+            ]
+        }
+    ]
+    if net.smm is not None and cfg.update_theta:
+        groups += theta_param_groups(net.smm, _joint_lr(cfg))
+    return groups
+
+
+def _joint_lr(cfg: DARLCConfig) -> float:
+    return cfg.lr if cfg.joint_lr is None else cfg.joint_lr
+
+
+def joint_epoch(
+    net: DARLCNet,
+    data: _Data,
+    opt: torch.optim.Optimizer,
+    epoch: int,
+    labels_prev: torch.Tensor | None,
+) -> tuple[dict[str, float], torch.Tensor | None, bool]:
+    """EM on the current z, then (unless labels have settled) one L1 step and an L2 epoch.
+
+    Returns the epoch's statistics, the labels of the network as it was at the start of the
+    epoch (after EM), and whether training should stop (fraction of genes that changed
+    cluster since the previous epoch below ``tol``; the network is then left untouched, so
+    those labels are the trained model's).
+    """
+    cfg = data.cfg
+    stats: dict[str, float] = {"phase": 1.0}
+    h_all, z_all = calibrated_z(net, data)
+    labels, q_all = None, None
+    if net.smm is not None:
+        if labels_prev is None:
+            em = init_mixture(net.smm, z_all, cfg, data.seed)
+        else:
+            em = refit_mixture(net.smm, z_all, cfg, labels_prev, data.seed + epoch)
+        stats["em_log_posterior"] = float(em["log_posterior"])
+        stats["em_restart_kept"] = em["restart_kept"]
+        with torch.no_grad():
+            q_all = net.smm.soft_assign(z_all)
+        labels = q_all.argmax(dim=1)
+        changed = 1.0 if labels_prev is None else float((labels != labels_prev).float().mean())
+        stats["label_change"] = changed
+        if labels_prev is not None and changed < cfg.tol:
+            return stats, labels, True
+        if cfg.update_theta:
+            rescale_theta_lr(opt, net.smm, _joint_lr(cfg))
+    eta = eta_schedule(epoch, cfg.epochs, cfg.eta0) if cfg.use_lap else 0.0
+    stats["eta"] = float(eta)
+    stats.update(l1_step(net, data, opt, eta, data.seed + 7919 * (epoch + 1), h_all))
+    p_all = None if q_all is None else target_distribution(q_all)
+    stats.update(l2_epoch(net, data, opt, p_all))
+    return stats, labels, False
+
+
+@torch.no_grad()
+def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
+    """Calibrate the head on the final embedding and refit Theta there (warm EM, no restart;
+    the first fit when no joint epoch ran)."""
+    _, z_all = calibrated_z(net, data)
+    if net.smm is None:
+        return
+    if initialised:
+        net.smm.fit_em(z_all, n_iter=data.cfg.em_iter, init="current")
+    else:
+        init_mixture(net.smm, z_all, data.cfg, data.seed)
+
+
+# --------------------------------------------------------------------------------------
+# the whole run
+# --------------------------------------------------------------------------------------
 def fit(
     images: np.ndarray,
     views: np.ndarray,
@@ -297,11 +549,12 @@ def fit(
     *,
     n_clusters: int,
     similarity: Any = None,
+    mask: np.ndarray | None = None,
     device: torch.device,
     random_state: int = 0,
     show_progress_bar: bool = True,
-) -> tuple[DARLCNet, dict[str, list[float]]]:
-    """Train DARLC (Algorithm 1) and return the network and the per-epoch history.
+) -> tuple[DARLCNet, dict[str, list[float]], dict[str, Any]]:
+    """Train DARLC (Algorithm 1); return the network, the per-epoch history and a summary.
 
     Parameters
     ----------
@@ -313,150 +566,85 @@ def fit(
         K.
     similarity
         ``(N, N)`` seeding similarity (dense or scipy sparse) for L_lap; ``None`` disables it.
+    mask
+        ``(H, W)`` tissue mask; with ``rec_in_tissue`` only its pixels enter L_rec.
     device
         Torch device.
     random_state
         Seed; all randomness comes from it (global RNG state is restored afterwards).
     show_progress_bar
-        One tqdm bar over all epochs.
+        One bar over all epochs (:func:`sngep._progress.progress`).
+
+    Returns
+    -------
+    The network (head calibrated, in eval mode), the history (one value per pretraining
+    and joint epoch for every loss term) and a summary: ``'stop_reason'`` (``'tol'`` or
+    ``'max_epochs'``), ``'n_joint_epochs'``, ``'n_pretrain_steps'``, ``'patch_size'``,
+    ``'n_tokens'``.
     """
-    from tqdm.auto import tqdm
+    from sngep._progress import progress
 
     cfg = config
-    n = images.shape[0]
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(random_state)
         net = DARLCNet(tuple(images.shape[1:]), cfg, n_clusters).to(device)
-        x = torch.as_tensor(images, dtype=torch.float32, device=device)
-        v = torch.as_tensor(views, dtype=torch.float32, device=device)
-        s_norm = None
-        if cfg.use_lap and similarity is not None:
-            s_norm = normalized_similarity(similarity).to(device)
-        threshold = cfg.size_threshold if cfg.size_threshold is not None else 1.0 / n_clusters
-        gen = torch.Generator(device).manual_seed(random_state)
-        bs = min(cfg.batch_size, n)
-        records: list[dict[str, float]] = []
-        log = records.append
-
-        def batches():
-            perm = torch.randperm(n, generator=gen, device=device)
-            # drop a final batch of 1 (BatchNorm and the contrastive loss need pairs)
-            return [perm[i : i + bs] for i in range(0, n, bs) if min(bs, n - i) >= 2]
-
-        total = cfg.pretrain_epochs + cfg.epochs
-        bar = tqdm(total=total, desc="DARLC", disable=not show_progress_bar, leave=False)
+        pixel_weight = None
+        if cfg.rec_in_tissue and mask is not None:
+            pixel_weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
+        data = _Data(
+            x=torch.as_tensor(images, dtype=torch.float32, device=device),
+            v=torch.as_tensor(views, dtype=torch.float32, device=device),
+            s_norm=(
+                normalized_similarity(similarity).to(device)
+                if cfg.use_lap and similarity is not None
+                else None
+            ),
+            pixel_weight=pixel_weight,
+            cfg=cfg,
+            gen=torch.Generator(device).manual_seed(random_state),
+            seed=int(random_state),
+        )
+        n_batches = len(data.batches())
+        n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
+        bar = progress(
+            total=n_pre + cfg.epochs, desc="DARLC", unit="epoch", disable=not show_progress_bar
+        )
         opt = torch.optim.Adam(  # foreach: one kernel per step for the many small tensors
-            [*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()],
+            [
+                {"params": [*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()]},
+            ],
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             foreach=True,
         )
-        # ---- pretraining of Module I (Algorithm 1 lines 2-10) ----
-        for _ in range(cfg.pretrain_epochs):
-            sums = {"rec": 0.0, "clr": 0.0, "ssl": 0.0}
-            for idx in batches():
-                rec, clr, _ = _ssl_loss(net, x[idx], v[idx], cfg, gen)
-                loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                net.module_i.momentum_update(cfg.momentum)
-                for k, val in (("rec", rec), ("clr", clr), ("ssl", loss)):
-                    sums[k] += float(val.detach()) * idx.numel() / n
-            log({"phase": 0.0, **{f"pre_{k}": val for k, val in sums.items()}})
-            bar.set_postfix(phase="pretrain", rec=f"{sums['rec']:.4f}", clr=f"{sums['clr']:.3f}")
-            bar.update()
-
-        # ---- joint optimisation (lines 11-25) ----
-        params = [
-            *net.module_i.trainable_parameters(),
-            *net.head.parameters(),
-            *net.uwl_ssl.parameters(),
-            *net.uwl_1.parameters(),
-            *net.uwl_2.parameters(),
-        ]
-        groups: list[dict[str, Any]] = [{"params": params}]
-        if net.smm is not None and cfg.update_theta:
-            groups += theta_param_groups(net.smm, cfg.lr)
-        opt = torch.optim.Adam(  # foreach: one kernel per step for the many small tensors
-            groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
-        )
+        records = pretrain(net, data, opt, bar)
+        for group in opt.param_groups:
+            group["lr"] = _joint_lr(cfg)
+        for group in joint_optimizer_groups(net, cfg):
+            opt.add_param_group(group)
         labels_prev: torch.Tensor | None = None
+        stop_reason = "max_epochs"
+        epoch = 0
         for epoch in range(cfg.epochs):
-            stats: dict[str, float] = {"phase": 1.0}
-            eta = eta_schedule(epoch, cfg.epochs, cfg.eta0) if cfg.use_lap else 0.0
-            stats["eta"] = float(eta)
-            if net.smm is not None:
-                z_all = embed_all(net, x, bs)
-                em = refit_smm(
-                    net.smm, z_all, cfg, labels_prev=labels_prev, random_state=random_state + epoch
-                )
-                stats["em_log_posterior"] = float(em["log_posterior"])
-                stats["em_restart_kept"] = em["restart_kept"]
-                if cfg.update_theta:
-                    rescale_theta_lr(opt, net.smm, cfg.lr)
-            stats.update(
-                _epoch_loss_step(
-                    net, x, s_norm, cfg, eta, threshold, opt, random_state + 7919 * epoch
-                )
-            )
-
-            # DEC target P (eq. 22), fixed within the epoch (supp. 1.3)
-            p_all = None
-            if net.smm is not None:
-                with torch.no_grad():
-                    p_all = target_distribution(net.smm.soft_assign(embed_all(net, x, bs)))
-            sums = {"kl": 0.0, "rec": 0.0, "clr": 0.0, "L2": 0.0}
-            for idx in batches():
-                rec, clr, e = _ssl_loss(net, x[idx], v[idx], cfg, gen)
-                if net.smm is not None:
-                    z = net.head(e)
-                    log_q = torch.log_softmax(net.smm.log_joint(z), dim=1)
-                    kl = kl_loss(p_all[idx], log_q)
-                    loss = net.uwl_2(kl, rec, clr)
-                else:
-                    kl = torch.zeros((), device=device)
-                    loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if net.smm is not None:
-                    net.smm.project_()  # keep nu inside its bounds after the gradient step
-                net.module_i.momentum_update(cfg.momentum)
-                for k, val in (("kl", kl), ("rec", rec), ("clr", clr), ("L2", loss)):
-                    sums[k] += float(val.detach()) * idx.numel() / n
-            stats.update({f"L2_{k}" if k != "L2" else "L2": val for k, val in sums.items()})
-
-            if net.smm is not None:
-                with torch.no_grad():
-                    labels = net.smm.soft_assign(embed_all(net, x, bs)).argmax(dim=1)
-                changed = (
-                    1.0 if labels_prev is None else float((labels != labels_prev).float().mean())
-                )
-                labels_prev = labels
-                stats["label_change"] = changed
-            log(stats)
-            bar.set_postfix(
-                phase="joint",
-                L1=f"{stats['L1']:.3f}",
-                L2=f"{stats['L2']:.3f}",
-                changed=f"{stats.get('label_change', math.nan):.3f}",
-            )
-            bar.update()
-            if net.smm is not None and epoch > 0 and stats["label_change"] < cfg.tol:
+            stats, labels_prev, stop = joint_epoch(net, data, opt, epoch, labels_prev)
+            records.append(stats)
+            bar.set_postfix(phase="joint", changed=f"{stats.get('label_change', math.nan):.3f}")
+            bar.update(1)
+            if stop:
+                stop_reason = "tol"
                 break
         bar.close()
-
-        # Final Theta matches the final embedding (one more EM from the current parameters).
-        if net.smm is not None:
-            refit_smm(
-                net.smm,
-                embed_all(net, x, bs),
-                cfg,
-                labels_prev=labels_prev,
-                random_state=random_state,
-            )
+        if stop_reason != "tol":  # labels and Theta of the final network
+            settle(net, data, initialised=labels_prev is not None)
+        net.eval()
     keys = sorted({k for r in records for k in r})
     history = {k: [r.get(k, math.nan) for r in records] for k in keys}
-    return net, history
+    summary = {
+        "stop_reason": stop_reason,
+        "n_joint_epochs": sum(1 for r in records if r.get("phase") == 1.0),
+        "n_pretrain_steps": pretrain_steps(cfg, data.n),
+        "patch_size": net.module_i.encoder.patch_size,
+        "n_tokens": net.module_i.encoder.n_patches,
+    }
+    return net, history, summary

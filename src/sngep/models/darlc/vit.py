@@ -433,6 +433,28 @@ class ProjectionHead(nn.Module):
         """Project ``e`` to ``z``."""
         return self.net(e)
 
+    @torch.no_grad()
+    def calibrate(self, e: torch.Tensor) -> None:
+        """Set every BatchNorm's running statistics to those of ``e`` (all genes at once).
+
+        After this the head is meant to run in eval mode everywhere (EM, L1 on all genes,
+        L2 on batches), so that the same z enters every part of the joint stage; in train
+        mode BN would normalise a 32-gene batch by its own statistics and the whole gene set
+        by another's.
+        """
+        h = e
+        for layer in self.net:
+            if isinstance(layer, nn.BatchNorm1d):
+                layer.running_mean.copy_(h.mean(dim=0))
+                layer.running_var.copy_(h.var(dim=0, unbiased=False))
+                layer.num_batches_tracked.zero_()
+                h = nn.functional.batch_norm(
+                    h, layer.running_mean, layer.running_var, layer.weight, layer.bias,
+                    training=False, eps=layer.eps,
+                )
+            else:
+                h = layer(h)
+
 
 # --------------------------------------------------------------------------------------
 # Module I
@@ -537,6 +559,8 @@ class ModuleI(nn.Module):
         x: torch.Tensor,
         mask_ratio: float = 0.8,
         generator: torch.Generator | None = None,
+        pixel_weight: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Masked-image-modelling loss ``L_rec`` of eq. 7.
 
@@ -554,6 +578,11 @@ class ModuleI(nn.Module):
             Fraction of masked tokens (paper: 0.8).
         generator
             Masking noise source.
+        pixel_weight
+            ``(H, W)`` weights of the pixels in the loss (e.g. the tissue mask), ``None``
+            for eq. 7 as written (every pixel of the padded image, padding included).
+        target
+            ``(B, H, W)`` images to regenerate; ``None``: ``x`` itself (eq. 7).
 
         Returns
         -------
@@ -564,8 +593,12 @@ class ModuleI(nn.Module):
             msg = f"mae_loss needs mask_ratio in (0, 1), got {mask_ratio}"
             raise ValueError(msg)
         pred = self.decoder(cls)
-        target = self.encoder.patchify(x).to(pred.dtype)
-        return masked_patch_loss(pred, target, ids_masked)
+        target = self.encoder.patchify(x if target is None else target).to(pred.dtype)
+        weight = None
+        if pixel_weight is not None:
+            weight = self.encoder.patchify(pixel_weight[None].to(pred.dtype))[0]
+        loss = masked_patch_loss(pred, target, ids_masked, weight)
+        return loss
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
@@ -590,7 +623,10 @@ class ModuleI(nn.Module):
 
 
 def masked_patch_loss(
-    pred: torch.Tensor, target: torch.Tensor, ids_masked: torch.Tensor
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    ids_masked: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 7 on given predictions.
 
@@ -603,7 +639,17 @@ def masked_patch_loss(
         ``(B, L, p * p)`` patches.
     ids_masked
         ``(B, n_masked)`` long indices of the masked tokens.
+    weight
+        ``(L, p * p)`` pixel weights (1 inside the tissue, 0 outside and in the padding).
+        The weighted error is normalised by the weighted pixel count, so that all-ones
+        weights give eq. 7 exactly and out-of-tissue pixels neither add error nor dilute it.
     """
-    err = ((pred - target) ** 2).sum(dim=-1)  # (B, L)
-    err_masked = torch.gather(err, 1, ids_masked)  # (B, n_masked)
-    return err_masked.mean(dim=1).mean()
+    sq = (pred - target) ** 2
+    if weight is None:
+        err = sq.sum(dim=-1)  # (B, L)
+        return torch.gather(err, 1, ids_masked).mean(dim=1).mean()
+    err = (sq * weight).sum(dim=-1)  # (B, L)
+    frac = weight.sum(dim=-1) / weight.shape[-1]  # (L,) share of counted pixels per patch
+    num = torch.gather(err, 1, ids_masked).sum(dim=1)
+    den = frac[ids_masked].sum(dim=1).clamp_min(torch.finfo(sq.dtype).tiny)
+    return (num / den).mean()
