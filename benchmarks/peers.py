@@ -243,7 +243,7 @@ def darlc_method(
     phase = np.asarray(hist.get("phase", []))
     return {
         "labels": out.var["darlc"].astype(int).to_numpy(),
-        "denoised": np.asarray(out.varm["gene_images_denoised"], dtype=np.float32),
+        "denoised": np.asarray(out.varm["darlc_denoised"], dtype=np.float32),
         "representation": np.asarray(out.varm["X_darlc"], dtype=np.float32),
         "info": {
             "darlc_kw": kw,

@@ -463,7 +463,7 @@ def run_dataset(
                     denoised = res["denoised"]
         record("darlc_fast", rows, info)
     if want("kmeans") and denoised is not None:
-        extra = ("gene_images_denoised", denoised)
+        extra = ("darlc_denoised", denoised)
         rows = [
             seed_row(
                 _call(
@@ -471,7 +471,7 @@ def run_dataset(
                     pkl,
                     k,
                     s,
-                    {"images_key": "gene_images_denoised", "_extra_varm": extra},
+                    {"images_key": "darlc_denoised", "_extra_varm": extra},
                 ),
                 s,
             )

@@ -17,9 +17,13 @@ def test_run_on_small_h5ad_writes_keys(tmp_path):
     out = tmp_path / "out.h5ad"
     figs = tmp_path / "figs"
     args = ["run", str(src), "--output", str(out), "--normalise", "--n-clusters", "2"]
-    rc = main([*args, "--epochs", "1", "--figures", str(figs)])
+    stages = ["--preset", "fast", "--gat-epochs", "3", "--pretrain-steps", "4", "--epochs", "1"]
+    rc = main([*args, *stages, "--figures", str(figs)])
     assert rc == 0
     b = ad.read_h5ad(out)
+    params = b.uns["darlc"]["params"]
+    assert (params["gat_epochs"], params["pretrain_steps"], params["epochs"]) == (3, 4, 1)
+    assert b.uns["darlc"]["training"]["n_pretrain_steps"] == 4
     assert b.varm["X_darlc"].shape[1] == 32
     assert {"gene_images", "darlc_soft"} <= set(b.varm)
     assert "seed_similarity" in b.varp and "estimate_k" in b.uns

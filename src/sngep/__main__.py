@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 
-def _pipeline(adata, *, n_clusters, preset, epochs, n_genes, figures, random_state, normalise):
+def _pipeline(adata, *, n_clusters, stages, n_genes, figures, random_state, normalise):
     import scanpy as sc
 
     import sngep
@@ -25,14 +25,7 @@ def _pipeline(adata, *, n_clusters, preset, epochs, n_genes, figures, random_sta
         sngep.pp.gene_images(adata)
     sngep.tl.seed_similarity(adata)
     sngep.tl.estimate_k(adata)
-    sngep.tl.darlc(
-        adata,
-        n_clusters=n_clusters,
-        preset=preset,
-        epochs=epochs,
-        pretrain_epochs=epochs,
-        random_state=random_state,
-    )
+    sngep.tl.darlc(adata, n_clusters=n_clusters, random_state=random_state, **stages)
     if figures is not None:
         import matplotlib
 
@@ -52,6 +45,16 @@ def _pipeline(adata, *, n_clusters, preset, epochs, n_genes, figures, random_sta
     return []
 
 
+def _stages(args) -> dict:
+    """``tl.darlc`` keywords from the command line (``None``: the preset's value)."""
+    return {
+        "preset": args.preset,
+        "gat_epochs": args.gat_epochs,
+        "pretrain_steps": args.pretrain_steps,
+        "epochs": args.epochs,
+    }
+
+
 def _write(adata, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     adata.write_h5ad(output)
@@ -69,8 +72,7 @@ def _demo(args) -> int:
     figs = _pipeline(
         adata,
         n_clusters=args.n_clusters,
-        preset=args.preset,
-        epochs=args.epochs,
+        stages=_stages(args),
         n_genes=args.n_genes,
         figures=out,
         random_state=args.random_state,
@@ -102,8 +104,7 @@ def _run(args) -> int:
     _pipeline(
         adata,
         n_clusters=args.n_clusters,
-        preset=args.preset,
-        epochs=args.epochs,
+        stages=_stages(args),
         n_genes=args.n_genes,
         figures=None if args.figures is None else Path(args.figures),
         random_state=args.random_state,
@@ -121,12 +122,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(q):
+        from sngep.models.darlc.config import PRESETS
+
         q.add_argument(
             "--n-clusters", type=int, default=None, help="K (default: eigengap estimate)"
         )
-        q.add_argument("--preset", default="fast", choices=["fast", "paper"])
         q.add_argument(
-            "--epochs", type=int, default=None, help="pretrain and joint epochs (default: preset)"
+            "--preset",
+            default="default",
+            choices=sorted(PRESETS),
+            help="'default' (CPU), 'fast' (a short schedule), 'paper' (the paper's, for a GPU)",
+        )
+        q.add_argument(
+            "--gat-epochs", type=int, default=None, help="GAT denoiser epochs (default: preset)"
+        )
+        q.add_argument(
+            "--pretrain-steps",
+            type=int,
+            default=None,
+            help="Module I pretraining optimiser steps (default: preset)",
+        )
+        q.add_argument(
+            "--epochs", type=int, default=None, help="at most this many joint epochs (default: preset)"
         )
         q.add_argument("--random-state", type=int, default=0)
 

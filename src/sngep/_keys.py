@@ -8,6 +8,10 @@ ESTIMATE_K = "estimate_k"  # .uns
 DARLC = "darlc"  # .var (labels), .uns
 X_DARLC = "X_darlc"  # .varm embedding
 DARLC_SOFT = "darlc_soft"  # .varm soft assignments
-GENE_IMAGES_DENOISED = "gene_images_denoised"  # .varm
+
+
+def denoised(key: str = DARLC) -> str:
+    """``.varm`` key of the denoised positive views written by ``tl.darlc(key_added=key)``."""
+    return f"{key}_denoised"
 GENE_IMAGES_STD = "gene_images_std"  # .varm and .uns, pp.standardize_images
 DARLC_SCORES = "darlc_scores"  # .obsm

@@ -23,7 +23,7 @@ def clustered():
     soft[np.arange(a.n_vars), truth] = 0.9
     soft[0, truth[0]] = 0.99  # most confident gene of its cluster
     a.varm["darlc_soft"] = soft
-    a.varm["gene_images_denoised"] = a.varm["gene_images"] * 0.5
+    a.varm["darlc_denoised"] = a.varm["gene_images"] * 0.5
     a.uns["darlc"] = {
         "history": {
             "L1": np.array([3.0, 2.0]),

@@ -14,7 +14,7 @@ def test_writes_storage_contract(tiny, fast_kwargs, tmp_path):
     np.testing.assert_allclose(soft.sum(1), 1, atol=1e-5)
     assert tiny.var["darlc"].dtype == "category"
     np.testing.assert_array_equal(tiny.var["darlc"].astype(int).to_numpy(), soft.argmax(1))
-    assert tiny.varm["gene_images_denoised"].shape == tiny.varm["gene_images"].shape
+    assert tiny.varm["darlc_denoised"].shape == tiny.varm["gene_images"].shape
     u = tiny.uns["darlc"]
     assert u["n_clusters"] == 4
     assert set(u["smm"]) == {"pi", "mu", "sigma", "nu"}
@@ -31,7 +31,7 @@ def test_copy_leaves_input_unchanged(tiny, fast_kwargs):
     before = tiny.copy()
     out = sngep.tl.darlc(tiny, n_clusters=3, copy=True, key_added="d2", **fast_kwargs)
     assert "X_d2" in out.varm and "X_d2" not in tiny.varm and "d2" not in tiny.var
-    assert "gene_images_denoised" not in tiny.varm
+    assert "d2_denoised" in out.varm and "d2_denoised" not in tiny.varm
     np.testing.assert_array_equal(tiny.varm["gene_images"], before.varm["gene_images"])
 
 
@@ -43,13 +43,54 @@ def test_same_seed_same_result_other_seed_differs(tiny, fast_kwargs):
     assert not np.allclose(a.varm["X_darlc"], c.varm["X_darlc"])
 
 
-def test_n_clusters_defaults(tiny, fast_kwargs):
+def test_n_clusters_defaults_and_their_source_is_said(tiny, fast_kwargs, sc_log):
+    import scanpy as sc
+
+    sc.settings.verbosity = 2
     tiny.uns["estimate_k"] = {"k": 5}
     sngep.tl.darlc(tiny, **fast_kwargs)
     assert tiny.uns["darlc"]["n_clusters"] == 5
+    assert "estimate_k" in tiny.uns["darlc"]["n_clusters_source"]
+    assert "K=5 (from adata.uns['estimate_k']" in sc_log.getvalue()
     del tiny.uns["estimate_k"]
     sngep.tl.darlc(tiny, **fast_kwargs)
     assert tiny.uns["darlc"]["n_clusters"] == 2  # max(2, round(24 / 30))
+    assert "round(n_genes / 30)" in tiny.uns["darlc"]["n_clusters_source"]
+    sngep.tl.darlc(tiny, n_clusters=12, **fast_kwargs)  # 2 genes per cluster on average
+    assert "fewer than 3 genes per cluster" in sc_log.getvalue()
+
+
+def test_stage_lengths_and_stop_reason(tiny, fast_kwargs, sc_log):
+    import scanpy as sc
+
+    sc.settings.verbosity = 2
+    kw = {**fast_kwargs, "gat_epochs": 2, "pretrain_steps": 3, "epochs": 2}
+    del kw["pretrain_epochs"]
+    sngep.tl.darlc(tiny, n_clusters=4, **kw)
+    u = tiny.uns["darlc"]
+    assert (u["params"]["gat_epochs"], u["params"]["pretrain_steps"]) == (2, 3)
+    assert u["training"]["n_pretrain_steps"] == 3
+    assert u["training"]["stop_reason"] in ("tol", "max_epochs")
+    assert 1 <= u["training"]["n_joint_epochs"] <= 2
+    said = "labels settled" if u["training"]["stop_reason"] == "tol" else "before the labels settled"
+    assert said in sc_log.getvalue()
+    # pretrain_epochs replaces the preset's step budget: 1 epoch of 24 genes in batches of 32
+    sngep.tl.darlc(tiny, n_clusters=4, **{**fast_kwargs, "pretrain_epochs": 1})
+    assert tiny.uns["darlc"]["training"]["n_pretrain_steps"] == 1
+
+
+def test_paper_preset_on_cpu_warns(tiny, sc_log):
+    from sngep.models.darlc.model import DARLC
+    from sngep.tl._darlc import _warn_if_gpu_preset_on_cpu
+
+    _warn_if_gpu_preset_on_cpu("paper", DARLC(2, preset="paper", device="cpu"))
+    assert "preset='default' is made for CPUs" in sc_log.getvalue()
+
+
+def test_default_preset_is_the_default():
+    import inspect
+
+    assert inspect.signature(sngep.tl.darlc).parameters["preset"].default == "default"
 
 
 @pytest.mark.parametrize(

@@ -49,7 +49,7 @@ def cluster_patterns(
     images_key
         ``.varm`` key of the images.
     denoised
-        Average the GAT-denoised views (``adata.varm['gene_images_denoised']``) instead.
+        Average the GAT-denoised views (``adata.varm[key + '_denoised']``) instead.
     ncols
         Panels per row (default: about square).
     cmap

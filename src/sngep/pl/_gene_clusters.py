@@ -48,7 +48,7 @@ def gene_clusters(
     images_key
         ``.varm`` key of the images.
     denoised
-        Show the GAT-denoised views (``adata.varm['gene_images_denoised']``) instead.
+        Show the GAT-denoised views (``adata.varm[key + '_denoised']``) instead.
     cmap
         Colormap; each image has its own colour scale (genes differ in expression level).
     ax

@@ -54,8 +54,14 @@ def module_enrichment(
         Set descriptions are cut to this many characters.
     cmap
         Colormap of ``-log10 q``.
-    ax, show, return_fig
-        scanpy's conventions.
+    ax
+        Draw into this axes instead of a new figure.
+    show
+        Call ``plt.show()`` (default: in interactive sessions, unless ``return_fig=True``).
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure`, e.g. to save it:
+        ``fig = sngep.pl.module_enrichment(adata, return_fig=True); fig.savefig("enrichment.png", dpi=150)``
+        (plots return the figure rather than taking a ``save=`` argument).
 
     Returns
     -------

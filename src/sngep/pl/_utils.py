@@ -119,9 +119,13 @@ def cluster_inputs(
     from sngep._validate import get_gene_images
 
     require_var(adata, key, "sngep.tl.darlc")
-    images, mask = get_gene_images(
-        adata, _keys.GENE_IMAGES_DENOISED if denoised else images_key, stale="warn"
-    )
+    images, mask = get_gene_images(adata, images_key, stale="warn")
+    if denoised:
+        views = _keys.denoised(key)
+        if views not in adata.varm:
+            msg = f"adata.varm[{views!r}] not found; run sngep.tl.darlc(adata, key_added={key!r}) first"
+            raise KeyError(msg)
+        images = np.asarray(adata.varm[views], dtype=np.float32)
     clusters = pick_clusters(adata, key, clusters, limit=limit)
     return images, mask, clusters, ordered_members(adata, key, clusters, sort_by)
 

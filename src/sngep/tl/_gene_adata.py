@@ -60,7 +60,6 @@ def gene_adata(adata: AnnData, *, use_rep: str = _keys.X_DARLC) -> AnnData:
         _keys.SEED_SIMILARITY,
         _keys.ESTIMATE_K,
         _keys.DARLC,
-        _keys.GENE_IMAGES_DENOISED,
     )
     uns = {k: _copy.deepcopy(adata.uns[k]) for k in gene_uns if k in adata.uns}
     g = ad.AnnData(X=rep.copy(), obs=adata.var.copy(), uns=uns)
