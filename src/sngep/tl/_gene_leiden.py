@@ -69,14 +69,9 @@ def gene_leiden(
     ``adata.uns[key_added]``
         ``{'params': {...}, 'resolution': float, 'n_clusters': int}``.
     """
-    import anndata as ad
-    import scanpy as sc
-
     adata = adata.copy() if copy else adata
     rep = _gene_features(adata, use_rep)
-    g = ad.AnnData(X=rep, obs=pd.DataFrame(index=adata.var_names.astype(str)))
-    g.obsm[use_rep] = rep
-    n = g.n_obs
+    n = rep.shape[0]
     if n < 3:
         msg = f"need at least 3 genes for a gene graph, got {n}"
         raise ValueError(msg)
@@ -90,24 +85,14 @@ def gene_leiden(
     start = logg.info(
         f"Leiden on the gene graph of {use_rep!r} ({n} genes, {rep.shape[1]} features)"
     )
-    sc.pp.neighbors(g, use_rep=use_rep, n_neighbors=min(n_neighbors, n - 1), random_state=seed)
-
-    def run(res: float) -> np.ndarray:
-        sc.tl.leiden(
-            g,
-            resolution=res,
-            random_state=seed,
-            flavor="igraph",
-            n_iterations=-1,
-            directed=False,
-            key_added="_leiden",
-        )
-        return g.obs["_leiden"].to_numpy()
-
-    res = float(resolution)
-    labels = run(res)
-    if n_clusters is not None:
-        res, labels = _bisect_resolution(run, res, labels, int(n_clusters), max_iter)
+    labels, res = leiden_labels(
+        rep,
+        n_clusters=n_clusters,
+        resolution=resolution,
+        n_neighbors=n_neighbors,
+        max_iter=max_iter,
+        random_state=seed,
+    )
     found = len(np.unique(labels))
     if n_clusters is not None and found != n_clusters:
         logg.warning(
@@ -137,6 +122,48 @@ def gene_leiden(
         deep=f"added\n    {key_added!r}, cluster labels (adata.var)",
     )
     return adata if copy else None
+
+
+def leiden_labels(
+    x: np.ndarray,
+    *,
+    n_clusters: int | None = None,
+    resolution: float = 1.0,
+    n_neighbors: int = 15,
+    max_iter: int = 40,
+    random_state: int = 0,
+) -> tuple[np.ndarray, float]:
+    """Leiden on the kNN graph of the rows of ``x`` (scanpy's neighbours, igraph Leiden).
+
+    With ``n_clusters`` the resolution is bisected (on its log) towards exactly that many
+    clusters; the closest count found within ``max_iter`` steps is kept. Returns the labels
+    (strings, as scanpy writes them) and the resolution used.
+    """
+    import anndata as ad
+    import scanpy as sc
+
+    n = x.shape[0]
+    g = ad.AnnData(X=np.zeros((n, 1), dtype=np.float32))
+    g.obsm["rep"] = np.array(x, order="C")
+    sc.pp.neighbors(g, use_rep="rep", n_neighbors=min(n_neighbors, n - 1), random_state=random_state)
+
+    def run(res: float) -> np.ndarray:
+        sc.tl.leiden(
+            g,
+            resolution=res,
+            random_state=random_state,
+            flavor="igraph",
+            n_iterations=-1,
+            directed=False,
+            key_added="_leiden",
+        )
+        return g.obs["_leiden"].to_numpy()
+
+    res = float(resolution)
+    labels = run(res)
+    if n_clusters is not None:
+        res, labels = _bisect_resolution(run, res, labels, int(n_clusters), max_iter)
+    return labels, res
 
 
 def _gene_features(adata: AnnData, use_rep: str) -> np.ndarray:

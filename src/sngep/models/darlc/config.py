@@ -1,4 +1,4 @@
-"""DARLC hyper-parameters and the two presets ('paper' and 'fast')."""
+"""DARLC hyper-parameters and the three presets ('paper', 'default', 'fast')."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 AUGMENTS = ("gat", "gks", None)
 MIXTURES = ("smm", "gmm", None)
 COVARIANCES = ("full", "diag")
-CLUSTER_INITS = ("kmeans", "kmeans++")
+CLUSTER_INITS = ("kmeans", "leiden", "kmeans++")
 LR_SCHEDULES = ("constant", "cosine")
 MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
 
@@ -53,7 +53,7 @@ class DARLCConfig:
     head_input: str = "e"  # the head reads e of eq. 9 ('e') or the encoder's [CLS] ('cls')
     em_iter: int = 50
     em_iter_first: int = 200
-    cluster_init: str = "kmeans"  # SMM start: k-means (10 restarts) on z, then MAP-EM
+    cluster_init: str = "kmeans"  # SMM start: k-means (10 restarts) or Leiden on z, then EM
     em_restart: bool = False  # also try a fresh k-means++ EM each epoch (train.refit_mixture)
     min_cluster_frac: float = 0.1  # with em_restart: a cluster < frac * N / K genes is invalid
     covariance: str = "full"  # SMM covariances: 'full' (supp. eq. 14-15) or 'diag'
@@ -67,6 +67,7 @@ class DARLCConfig:
     pretrain_steps: int | None = None  # None: pretrain_epochs epochs of mini-batches
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
+    pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
 
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -130,6 +131,9 @@ class DARLCConfig:
         if self.patch_size is not None and self.patch_size < 1:
             msg = f"patch_size must be None or >= 1, got {self.patch_size}"
             raise ValueError(msg)
+        if not 0 <= self.pixel_dropout < 1:
+            msg = f"pixel_dropout must be in [0, 1), got {self.pixel_dropout}"
+            raise ValueError(msg)
         if self.pretrain_steps is not None and self.pretrain_steps < 0:
             msg = f"pretrain_steps must be None or >= 0, got {self.pretrain_steps}"
             raise ValueError(msg)
@@ -191,5 +195,5 @@ PRESETS: dict[str, DARLCConfig] = {
     "paper": DARLCConfig(),
     "default": DARLCConfig(**_DEFAULT),
     # the default's model with a short schedule: tests, demos, a first look
-    "fast": DARLCConfig(**{**_DEFAULT, "pretrain_steps": 300}),  # TEMP: grid running
+    "fast": DARLCConfig(**{**_DEFAULT, "pretrain_steps": 300, "gat_epochs": 100, "epochs": 10}),
 }

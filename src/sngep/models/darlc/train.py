@@ -134,20 +134,37 @@ class _Data:
 # shared pieces
 # --------------------------------------------------------------------------------------
 def _rec_loss(
-    net: DARLCNet, idx: slice | torch.Tensor, data: _Data, gen: torch.Generator
+    net: DARLCNet,
+    idx: slice | torch.Tensor,
+    data: _Data,
+    gen: torch.Generator,
+    x: torch.Tensor | None = None,
 ):
-    """L_rec (eq. 7) on the images ``idx``: in the tissue only if ``rec_in_tissue``, of the
-    positive views if ``rec_target='view'``."""
-    target = data.v[idx] if data.cfg.rec_target == "view" else None
+    """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``): in the tissue
+    only if ``rec_in_tissue``, of the positive views if ``rec_target='view'``, else of the
+    unaugmented images."""
+    target = data.v[idx] if data.cfg.rec_target == "view" else data.x[idx]
     return net.module_i.mae_loss(
-        data.x[idx], data.cfg.mask_ratio, gen, pixel_weight=data.pixel_weight, target=target
+        data.x[idx] if x is None else x,
+        data.cfg.mask_ratio,
+        gen,
+        pixel_weight=data.pixel_weight,
+        target=target,
     )
 
 
 def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data):
-    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, head input)."""
+    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, head input).
+
+    With ``pixel_dropout > 0`` the online encoder sees each image with that fraction of its
+    pixels set to 0 (the mean of a standardised image), drawn afresh at every step: two
+    sparse samplings of one gene must land on the same embedding.
+    """
     xb = data.x[idx]
-    rec = _rec_loss(net, idx, data, data.gen)
+    if data.cfg.pixel_dropout > 0:
+        keep = torch.rand(xb.shape, generator=data.gen, device=data.gen.device) >= data.cfg.pixel_dropout
+        xb = xb * keep.to(xb.device)
+    rec = _rec_loss(net, idx, data, data.gen, x=xb)
     cls, _ = net.module_i.encoder(xb)
     e = net.module_i.head(cls)  # eq. 9
     if data.cfg.use_clr:
@@ -243,13 +260,27 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
 # stage 2: cluster initialisation; EM refits in the joint stage
 # --------------------------------------------------------------------------------------
 def init_mixture(smm: StudentTMixture, z: torch.Tensor, cfg: DARLCConfig, seed: int) -> dict:
-    """Start Theta from a converged k-means on z (``cluster_init='kmeans'``, 10 restarts), or
-    from our k-means++ (3 starts) with MAP-score selection (``'kmeans++'``), then MAP-EM."""
-    if cfg.cluster_init == "kmeans":
+    """Start Theta from a partition of z, then MAP-EM.
+
+    ``cluster_init``: ``'kmeans'`` (a converged k-means, 10 restarts), ``'leiden'`` (Leiden
+    on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
+    resolution gives exactly K) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
+    selection: the start the issue-10 review found to prefer degenerate fits).
+    """
+    zn = z.detach().cpu().double().numpy()
+    k = smm.n_components
+    labels = None
+    if cfg.cluster_init == "leiden":
+        from sngep.tl._gene_leiden import leiden_labels
+
+        found, _ = leiden_labels(zn, n_clusters=k, random_state=seed)
+        codes = np.unique(found, return_inverse=True)[1]
+        labels = codes if codes.max() + 1 == k else None
+    if cfg.cluster_init in ("kmeans", "leiden") and labels is None:
         from sklearn.cluster import KMeans
 
-        km = KMeans(smm.n_components, n_init=10, random_state=seed)
-        labels = km.fit_predict(z.detach().cpu().double().numpy())
+        labels = KMeans(k, n_init=10, random_state=seed).fit_predict(zn)
+    if labels is not None:
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="labels", labels=labels)
     else:
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="kmeans++", random_state=seed)
