@@ -1,0 +1,453 @@
+"""DARLC lab: small cached cases, simple baselines and biology-first scores (issue 10).
+
+One place to answer "did this change help?" on >= 3 seeds and >= 2 data sets in minutes:
+
+* cases (cached under ``$SNGEP_BENCH_DIR/lab``): planted patterns at three noise levels
+  (``syn_d30``, ``syn_d65``, ``syn_d80``), the mouse olfactory bulb top 500 Moran's I genes
+  (``mob``), breast cancer slice 1 top 500 + every family gene (``bc``, slice 2 of the same
+  genes for reproducibility), DLPFC 151673 top 500 (``dlpfc``, 151674 for reproducibility);
+* baselines at the same K: Leiden on per-gene standardised images, the squidpy
+  neighbour-average + 1 - Pearson average linkage, k-means on the first 20 PCs;
+* scores: ARI / NMI against planted truth, gene-family NMI, GO Biological Process pair lift
+  and module enrichment (``sngep.metrics``), the overlap of each gene's 10 nearest genes
+  between adjacent sections, and cluster sizes.
+
+    python -m benchmarks.lab baselines syn_d30 syn_d65 mob bc
+    python -m benchmarks.lab darlc syn_d30 mob --seeds 0 1 2 --set mask_ratio=0.5 --tag m05
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import RESULTS, SCRATCH, zscore_rows
+
+LAB = SCRATCH / "lab"
+OUT = RESULTS / "lab"
+
+SYN_LEVELS = {
+    "syn_d30": {},  # the generator's defaults: NB, dropout 0.3, mean_counts 5
+    "syn_d60": {"dropout": 0.6},
+    "syn_d70": {"dropout": 0.7, "dispersion": 1.0},
+    "syn_d65": {"dropout": 0.65, "mean_counts": 3.0},
+    "syn_d80": {"dropout": 0.8, "mean_counts": 3.0},
+}
+FAMILY_PATTERNS = {
+    "MHC": r"^(HLA-|H2-)",
+    "GABR": r"^GABR",
+    "RPL/RPS": r"^(RP[LS]\d+[A-Z]?\d*|RPLP\d|RPSA)$",
+    "MT": r"^MT-",
+}
+
+
+# --------------------------------------------------------------------------------------
+# cases
+def _prep_images(adata) -> None:
+    import sngep
+
+    sngep.pp.gene_images(adata)
+    sngep.tl.seed_similarity(adata, show_progress_bar=False)
+
+
+def _pack(ad_, k: int, **extra: Any) -> dict[str, Any]:
+    from sngep._validate import get_gene_images
+
+    images, mask = get_gene_images(ad_)
+    sim = ad_.varp["seed_similarity"]
+    return {
+        "images": images,
+        "mask": mask,
+        "similarity": np.asarray(sim, dtype=np.float32),
+        "k": int(k),
+        "genes": list(map(str, ad_.var_names)),
+        "symbols": list(map(str, ad_.var.get("symbol", ad_.var_names))),
+        **extra,
+    }
+
+
+def _synthetic(name: str, seed: int) -> dict[str, Any]:
+    import scanpy as sc
+
+    import sngep
+
+    adata = sngep.datasets.synthetic(random_state=seed, **SYN_LEVELS[name])
+    sc.pp.normalize_total(adata)
+    sc.pp.log1p(adata)
+    _prep_images(adata)
+    truth = adata.var["pattern"].cat.codes.to_numpy()
+    return _pack(adata, len(set(truth)), truth=truth, adata=adata)
+
+
+def _real(name: str) -> dict[str, Any]:
+    """Real cases; ``bc2`` / ``dlpfc2`` are the adjacent sections on the same genes and K."""
+    import scanpy as sc
+
+    import sngep
+    from benchmarks._common import prepared_dlpfc
+    from benchmarks.run import _dlpfc_symbols
+
+    if name == "mob":
+        adata = sngep.datasets.mouse_olfactory_bulb()
+        sc.pp.filter_genes(adata, min_cells=10)
+        sc.pp.normalize_total(adata)
+        sc.pp.log1p(adata)
+        sngep.pp.spatial_genes(adata, n_top=500, subset=True)
+        adata.var["symbol"] = list(adata.var_names)
+        pair = [adata]
+    elif name in ("bc", "bc2"):
+        full = sngep.datasets.breast_cancer()
+        adata = full[full.obs["slice"] == "1"].copy()
+        other = full[full.obs["slice"] == "2"].copy()
+        for a in (adata, other):
+            sc.pp.filter_genes(a, min_cells=10)
+            sc.pp.normalize_total(a)
+            sc.pp.log1p(a)
+        adata = adata[:, adata.var_names.isin(other.var_names)].copy()
+        sngep.pp.spatial_genes(adata, n_top=500)
+        fam = np.array([_family(g) != "other" for g in adata.var_names])
+        adata = adata[:, adata.var["spatially_variable"].to_numpy(bool) | fam].copy()
+        pair = [adata, other[:, adata.var_names].copy()]
+        for a in pair:
+            a.var["symbol"] = list(a.var_names)
+    elif name in ("dlpfc", "dlpfc2"):
+        adata = prepared_dlpfc("151673")
+        other = prepared_dlpfc("151674")
+        adata = adata[:, adata.var_names.isin(other.var_names)].copy()
+        sngep.pp.spatial_genes(adata, n_top=500, subset=True)
+        pair = [adata, other[:, adata.var_names].copy()]
+        for a in pair:
+            a.var["symbol"] = _dlpfc_symbols(a.var_names)
+    else:
+        msg = f"unknown case {name!r}"
+        raise ValueError(msg)
+    adata = pair[-1] if name.endswith("2") else pair[0]
+    _prep_images(adata)
+    k = max(2, round(adata.n_vars / 30))
+    return _pack(adata, k, adata=adata)
+
+
+def load_case(name: str, seed: int = 0) -> dict[str, Any]:
+    """A cached case; synthetic cases depend on the data seed, real ones do not."""
+    LAB.mkdir(parents=True, exist_ok=True)
+    key = f"{name}_s{seed}" if name.startswith("syn") else name
+    path = LAB / f"{key}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    case = _synthetic(name, seed) if name.startswith("syn") else _real(name)
+    case["name"] = key
+    path.write_bytes(pickle.dumps(case))
+    return case
+
+
+# --------------------------------------------------------------------------------------
+# scores
+def _family(symbol: str) -> str:
+    for fam, pat in FAMILY_PATTERNS.items():
+        if re.match(pat, symbol, flags=re.IGNORECASE):
+            return fam
+    return "other"
+
+
+def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10, metric: str = "euclidean") -> float:
+    """Mean overlap of each row's k nearest rows in two representations of the same genes."""
+    from sklearn.neighbors import NearestNeighbors
+
+    def nn(x):
+        return NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(x).kneighbors(x)[1][:, 1:]
+
+    na, nb = nn(a), nn(b)
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb, strict=True)]))
+
+
+def std_flat(images: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return zscore_rows(images[:, mask])
+
+
+def scores(case: dict[str, Any], labels: np.ndarray) -> dict:
+    from sklearn.metrics import adjusted_rand_score as ari
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    labels = np.asarray(labels)
+    sizes = np.bincount(np.unique(labels, return_inverse=True)[1])
+    out: dict[str, Any] = {
+        "n_clusters": int(len(sizes)),
+        "min_size": int(sizes.min()),
+        "max_frac": float(sizes.max() / len(labels)),
+        "n_small": int((sizes < 3).sum()),
+    }
+    if "truth" in case:
+        out["ARI"] = float(ari(case["truth"], labels))
+        out["NMI"] = float(nmi(case["truth"], labels))
+        return out
+    fam = np.array([_family(s) for s in case["symbols"]])
+    names, counts = np.unique(fam[fam != "other"], return_counts=True)
+    use = np.isin(fam, names[counts >= 3])
+    if len(names[counts >= 3]) >= 2:
+        out["fam_NMI"] = float(nmi(fam[use], labels[use]))
+    import sngep
+
+    organism = "mouse" if case["name"] == "mob" else "human"
+    out["go_lift"] = sngep.metrics.go_pair_lift(labels, case["genes"], organism=organism)
+    go = sngep.metrics.go_module_scores(labels, case["genes"], organism=organism)
+    out["go_frac"] = go["fraction_enriched"]
+    out["go_medq"] = go["median_best_q"]
+    return out
+
+
+def save_rep(case: dict[str, Any], tag: str, seed: int, rep: np.ndarray) -> None:
+    """Keep a per-gene representation for the cross-section comparison (``cross``)."""
+    (LAB / "reps").mkdir(parents=True, exist_ok=True)
+    np.save(LAB / "reps" / f"{case['name']}__{tag}__s{seed}.npy", np.asarray(rep, np.float32))
+
+
+def cross(name: str, tag: str, seed: int) -> float | None:
+    """10-NN overlap of ``tag``'s representation between ``name`` and ``name + '2'``."""
+    a = LAB / "reps" / f"{name}__{tag}__s{seed}.npy"
+    b = LAB / "reps" / f"{name}2__{tag}__s{seed}.npy"
+    if not (a.exists() and b.exists()):
+        return None
+    return knn_overlap(np.load(a), np.load(b))
+
+
+# --------------------------------------------------------------------------------------
+# baselines
+def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    from benchmarks.peers import squidpy_method
+
+    k = case["k"]
+    x = std_flat(case["images"], case["mask"])
+    out = {}
+    out["leiden_std"] = scores(case, leiden(x, k, seed))
+    save_rep(case, "std", seed, x)
+    pcs = PCA(min(20, x.shape[0] - 1), random_state=seed).fit_transform(x)
+    out["kmeans_pca20"] = scores(case, KMeans(k, n_init=10, random_state=seed).fit_predict(pcs))
+    sq = squidpy_method(case["adata"], k)
+    out["squidpy"] = scores(case, sq["labels"])
+    save_rep(case, "squidpy", seed, sq["representation"])
+    return out
+
+
+def leiden(x: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    import anndata as ad
+
+    import sngep
+
+    a = ad.AnnData(np.zeros((1, x.shape[0]), dtype=np.float32))
+    a.varm["rep"] = np.asarray(x, dtype=np.float32)
+    sngep.tl.gene_leiden(a, use_rep="rep", n_clusters=k, random_state=seed, key_added="l")
+    return a.var["l"].cat.codes.to_numpy()
+
+
+# --------------------------------------------------------------------------------------
+# DARLC
+def run_darlc(
+    case: dict[str, Any],
+    seed: int,
+    overrides: dict[str, Any],
+    tag: str,
+    probe: bool = False,
+    preset: str = "default",
+) -> dict[str, Any]:
+    import torch
+
+    from sngep.models import DARLC
+
+    torch.set_num_threads(1)
+    t = time.perf_counter()
+    kw = {"preset": preset, **overrides}
+    model = DARLC(case["k"], device="cpu", random_state=seed, **kw)
+    model.fit(
+        case["images"],
+        mask=case["mask"],
+        similarity=case["similarity"],
+        show_progress_bar=False,
+    )
+    wall = time.perf_counter() - t
+    res = {"wall_s": wall, "labels": model.labels_.tolist()}
+    res.update(scores(case, model.labels_))
+    res["leiden_emb"] = scores(case, leiden(model.embedding_, case["k"], seed))
+    save_rep(case, tag or "darlc", seed, model.embedding_)
+    if probe:
+        from sklearn.cluster import KMeans
+
+        from benchmarks.darlc_diagnose import features
+
+        reps = features(model, case["images"])
+        reps.update({f"{k}_of_views": v for k, v in features(model, model.views_).items()})
+        for name in ("cls", "e", "z"):
+            save_rep(case, f"{tag}_{name}", seed, reps[name])
+        for name, rep in reps.items():
+            if name.startswith("patch mean") or name.startswith("z_"):
+                continue
+            km = KMeans(case["k"], n_init=10, random_state=seed).fit_predict(rep)
+            res[f"km_{name}"] = scores(case, km)
+    res["summary"] = {k: v for k, v in model.summary_.items()}
+    hist = model.history_
+    if "label_change" in hist:
+        res["label_change"] = [round(float(v), 4) for v in hist["label_change"]]
+    return res
+
+
+# One switch at a time on top of preset 'default' (3 seeds, >= 2 data sets each):
+# the departures from the paper, each reverted to the paper's value, and paper Table 4.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    # departures reverted
+    "paper_patch": {"patch_size": 4},
+    "paper_schedule": {
+        "pretrain_steps": None,
+        "pretrain_epochs": 50,
+        "lr_schedule": "constant",
+        "joint_lr": None,
+    },
+    "paper_rec_target": {"rec_target": "raw"},
+    "paper_head_input": {"head_input": "e"},
+    "paper_covariance": {"covariance": "full"},
+    # paper Table 4 (one component removed or replaced)
+    "-clr": {"use_clr": False},
+    "augment=gks": {"augment": "gks"},
+    "mixture=gmm": {"mixture": "gmm"},
+    "mixture=None": {"mixture": None},
+    "-lap": {"use_lap": False},
+    "-size": {"use_size": False},
+    "-pretrain": {"pretrain_steps": 0},
+}
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, val = item.split("=", 1)
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = None if val == "None" else val
+    return out
+
+
+def _records(path: Path = OUT / "log.jsonl") -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _mean_sd(vals: list[float]) -> str:
+    vals = [v for v in vals if v is not None and v == v]
+    if not vals:
+        return ""
+    if len(vals) == 1:
+        return f"{vals[0]:.3f}"
+    return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1):.3f}"
+
+
+def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
+    """Markdown: per case, one row per baseline and per DARLC variant (mean ± sd over seeds).
+
+    DARLC rows: the latest record per (case, tag, seed) run with ``preset``. Columns: the
+    mixture's labels, Leiden on ``X_darlc`` ('emb'), sizes, stop reason, cross-section
+    10-NN overlap of ``X_darlc`` (cases with an adjacent section), wall time.
+    """
+    recs = _records()
+    out = []
+    for case in cases:
+        synthetic = case.startswith("syn")
+        score_cols = ["ARI", "NMI"] if synthetic else ["go_lift", "go_frac", "fam_NMI"]
+        cols = [*score_cols, *[f"emb {c}" for c in score_cols], "min size", "max frac",
+                "stopped by tol", "knn10 cross", "wall s", "seeds"]
+        rows = []
+        base: dict[str, dict[int, dict]] = {}
+        for r in recs:
+            if r["case"] == case and r["what"] == "baselines":
+                for method, res in r["result"].items():
+                    base.setdefault(method, {})[r["seed"]] = res
+        for method, by_seed in sorted(base.items()):
+            vals = list(by_seed.values())
+            cells = [_mean_sd([v.get(c) for v in vals]) for c in score_cols]
+            cells += [""] * len(score_cols)
+            cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
+            tag = "std" if method == "leiden_std" else method
+            knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
+            cells += ["", _mean_sd(knn), "", str(len(vals))]
+            rows.append([f"baseline: {method}", *cells])
+        for tag in tags:
+            by_seed = {}
+            for r in recs:
+                if (r["case"], r["tag"], r.get("preset")) == (case, tag, preset) and r["what"] == "darlc":
+                    by_seed[r["seed"]] = r["result"]
+            if not by_seed:
+                continue
+            vals = list(by_seed.values())
+            cells = [_mean_sd([v.get(c) for v in vals]) for c in score_cols]
+            cells += [_mean_sd([v["leiden_emb"].get(c) for v in vals]) for c in score_cols]
+            cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
+            n_tol = sum(v.get("summary", {}).get("stop_reason") == "tol" for v in vals)
+            knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
+            cells += [f"{n_tol}/{len(vals)}", _mean_sd(knn), _mean_sd([v["wall_s"] for v in vals])]
+            cells += [str(len(vals))]
+            rows.append([f"DARLC {tag}", *cells])
+        out.append(f"### {case}\n")
+        out.append("| row | " + " | ".join(cols) + " |")
+        out.append("|---" * (len(cols) + 1) + "|")
+        out += ["| " + " | ".join(row) + " |" for row in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("what", choices=["baselines", "darlc", "prep", "cross", "report"])
+    p.add_argument("cases", nargs="+")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--set", nargs="*", default=[], help="DARLCConfig overrides key=value")
+    p.add_argument("--tag", default="")
+    p.add_argument("--probe", action="store_true", help="also k-means on CLS / e / z")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--variant", choices=sorted(VARIANTS), help="a named switch set (its tag)")
+    args = p.parse_args(argv)
+    overrides = _parse_set(args.set)
+    if args.variant is not None:
+        overrides = {**VARIANTS[args.variant], **overrides}
+        args.tag = args.tag or args.variant
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.what == "report":
+        print(report(args.cases, args.tag.split(","), args.preset))
+        return
+    for name in args.cases:
+        for seed in args.seeds if (name.startswith("syn") or args.what == "darlc") else [0]:
+            if args.what == "cross":
+                for tag in args.tag.split(","):
+                    print(name, seed, tag, "knn10 cross-section", cross(name, tag, seed))
+                continue
+            case = load_case(name, seed if name.startswith("syn") else 0)
+            if args.what == "prep":
+                continue
+            if args.what == "baselines":
+                res = baselines(case, seed)
+            else:
+                res = run_darlc(case, seed, overrides, args.tag, args.probe, args.preset)
+            rec = {
+                "case": name,
+                "seed": seed,
+                "what": args.what,
+                "tag": args.tag,
+                "preset": args.preset,
+                "overrides": overrides,
+                "result": res,
+            }
+            with (OUT / "log.jsonl").open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            brief = {k: v for k, v in res.items() if k not in ("labels", "label_change")}
+            print(name, seed, args.tag, json.dumps(brief, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()
