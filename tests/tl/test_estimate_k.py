@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import anndata as ad
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import sngep
+
+_REFERENCE = Path(__file__).parent / "data" / "estimate_k_eigengap_reference.npz"
 
 
 def _adata_with_similarity(s, key="seed_similarity") -> ad.AnnData:
@@ -287,3 +291,22 @@ def test_auto_uses_knn_graph_of_a_large_dense_similarity(monkeypatch, sc_log):
     )
     with pytest.raises(ValueError, match="n_neighbors"):
         sngep.tl.estimate_k(c, solver="knn", n_neighbors=0, k_max=20)
+
+
+# ------------------------------------------------------------------ the paper's eigengap, frozen
+@pytest.mark.parametrize("name", ["block", "synthetic"])
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_eigengap_matches_stored_reference(name, solver):
+    # outputs of method='eigengap' stored before the default changed
+    # (tests/tl/data/make_estimate_k_reference.py); inputs stored with them
+    ref = np.load(_REFERENCE)
+    adata = _adata_with_similarity(ref[f"{name}_similarity"])
+    sngep.tl.estimate_k(adata, method="eigengap", solver=solver)
+    res = adata.uns["estimate_k"]
+    assert res["k"] == int(ref[f"{name}_{solver}_k"])
+    assert res["params"]["k_max"] == int(ref[f"{name}_{solver}_k_max"])
+    assert res["params"]["k_min"] == 2
+    np.testing.assert_allclose(
+        res["eigenvalues"], ref[f"{name}_{solver}_eigenvalues"], rtol=1e-8, atol=1e-9
+    )
+    np.testing.assert_allclose(res["gaps"], np.diff(ref[f"{name}_{solver}_eigenvalues"]), atol=1e-8)
