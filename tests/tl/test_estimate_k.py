@@ -357,12 +357,12 @@ def test_planted_k_is_recovered(n_variants, dropout):
 
 @pytest.mark.parametrize(
     ("n", "window"),
-    [(25, (2, 2)), (80, (2, 8)), (500, (5, 50)), (3000, (30, 200)), (12000, (120, 240))],
+    [(25, (2, 2)), (80, (2, 8)), (500, (5, 50)), (3000, (30, 100)), (12000, (50, 100))],
 )
 def test_default_window(n, window):
     from sngep.tl._estimate_k import _window
 
-    # mean cluster of 10 to 100 genes, at most max(200, 2 k_min) clusters
+    # mean cluster of 10 to 100 genes, clipped to [<= 50, <= 100] clusters
     assert _window(n, None, None, (10, 100)) == window
 
 
