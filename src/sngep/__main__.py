@@ -81,7 +81,7 @@ def _demo(args) -> int:
     _write(adata, out / "demo.h5ad")
     k = adata.uns["darlc"]["n_clusters"]
     print(
-        f"K={k} (eigengap estimate {adata.uns['estimate_k']['k']}); wrote {out / 'demo.h5ad'}",
+        f"K={k} (estimate_k: {adata.uns['estimate_k']['k']}); wrote {out / 'demo.h5ad'}",
         file=sys.stderr,
     )
     for f in figs:
@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         from sngep.models.darlc.config import PRESETS
 
         q.add_argument(
-            "--n-clusters", type=int, default=None, help="K (default: eigengap estimate)"
+            "--n-clusters", type=int, default=None, help="K (default: sngep.tl.estimate_k)"
         )
         q.add_argument(
             "--preset",

@@ -65,6 +65,38 @@ def test_eigengap_marks_k(clustered):
     plt.close("all")
 
 
+def test_eigengap_shows_window_chosen_gap_and_runner_up():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    n = 60
+    s = rng.uniform(-0.1, 0.05, (n, n))
+    for start in range(0, n, 20):  # three groups of 20 genes
+        s[start : start + 20, start : start + 20] = rng.uniform(0.3, 0.9, (20, 20))
+    s = (s + s.T) / 2
+    np.fill_diagonal(s, 0.0)
+    a = ad.AnnData(X=np.zeros((2, n), dtype=np.float32))
+    a.varp["seed_similarity"] = s.astype(np.float32)
+    sngep.tl.estimate_k(a, mean_cluster_size=(5, 15))  # K in [4, 12]; the gap says 3
+    est = a.uns["estimate_k"]
+    fig = sngep.pl.eigengap(a, return_fig=True)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "window K in [4, 12]" in texts
+    assert any(t.startswith(f"K = {est['k']} (largest gap in the window)") for t in texts)
+    assert f"runner-up K = {est['runner_up']}" in texts
+    assert "without window: K = 3" in texts
+    bars = fig.axes[1].patches
+    chosen = [b for b in bars if b.get_facecolor()[:3] == matplotlib.colors.to_rgb("C3")]
+    assert len(chosen) == 1 and chosen[0].get_x() + chosen[0].get_width() / 2 == est["k"] + 0.5
+    plt.close(fig)
+    sngep.tl.estimate_k(a, method="pathway_size")  # no spectrum: the axes say so
+    ax = sngep.pl.eigengap(a, show=False)
+    assert "no spectrum" in ax.texts[0].get_text()
+    plt.close("all")
+
+
 def test_missing_inputs_name_the_tool():
     a = sngep.datasets.synthetic(3, patterns=("band",), n_variants=2, shape=(10, 10))
     with pytest.raises(KeyError, match="tl.darlc"):
