@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(os.environ.get("SNGEP_BENCH_RESULTS", Path(__file__).parent / "results"))
 SCRATCH = Path(os.environ.get("SNGEP_BENCH_DIR", Path(tempfile.gettempdir()) / "sngep_bench"))
 
 
@@ -74,16 +74,24 @@ def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def prepared_dlpfc(sample: str = "151673"):
-    """DLPFC sample, genes in >= 10 spots, log1p (the loader's expression is count-normalised)."""
+    """DLPFC sample, genes in >= 10 spots, log1p.
+
+    151673's expression is count-normalised already (log1p only); 151674's file holds raw
+    counts, which get ``normalize_total`` first (``uns['bench_raw_counts']`` says which).
+    """
     import scanpy as sc
 
     import sngep
 
     adata = sngep.datasets.dlpfc(sample)
     n_loaded = adata.n_vars
+    raw = "raw counts" in str(adata.uns.get("dataset", {}).get("expression", ""))
     sc.pp.filter_genes(adata, min_cells=10)
+    if raw:
+        sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     adata.uns["bench_n_genes_loaded"] = n_loaded
+    adata.uns["bench_raw_counts"] = raw
     return adata
 
 
@@ -91,13 +99,17 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name
     text = json.dumps(payload, indent=2, default=_jsonable)
-    # integer lists (labels, cluster sizes) on one line each: readable, diff-friendly files
+    # integer lists (labels, cluster sizes) and string lists (genes) on one line each:
+    # readable, diff-friendly files
     text = _INT_LIST.sub(lambda m: "[" + re.sub(r",\s+", ", ", m.group(1)) + "]", text)
+    text = _STR_LIST.sub(lambda m: "[" + re.sub(r'",\s+"', '", "', m.group(1)) + "]", text)
     path.write_text(text + "\n")
     return path
 
 
 _INT_LIST = re.compile(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]")
+_STR = r'"(?:[^"\\\n]|\\.)*"'
+_STR_LIST = re.compile(rf"\[\s*({_STR}(?:,\s*{_STR})*)\s*\]")
 
 
 def _jsonable(x: Any) -> Any:

@@ -2,12 +2,15 @@
 
 Every method takes the same prepared AnnData (top Moran's I genes, log-normalised ``.X``,
 raw counts in ``layers['counts']`` where the data has counts, gene images in
-``varm['gene_images']``) and a K, and returns one label per gene of ``adata.var_names``.
+``varm['gene_images']``) and a K, and returns one label per gene of ``adata.var_names``. Besides the peers (Hotspot,
+Smoothie, a squidpy neighbour-average baseline) there are the baselines a user tries first
+(Leiden on per-gene standardised images, k-means on their first 20 principal components,
+k-means on the raw images) and DARLC.
 Methods whose own algorithm picks the number of modules (Hotspot, Smoothie/Infomap) also
 return their native labels, with ``-1`` for genes they leave unassigned. Methods with a
 per-gene representation (DARLC's embedding, the smoothed expression of Smoothie and the
-squidpy baseline, the images k-means sees) return it too, for the Leiden scores of
-``benchmarks.run``; Hotspot has none (its modules come from a gene x gene z matrix).
+squidpy baseline, the images or PCs the baselines cluster) return it too, for the Leiden
+scores and the cross-section 10-nearest-gene overlap of ``benchmarks.run``; Hotspot has none (its modules come from a gene x gene z matrix).
 
 :func:`run_in_worker` is the entry point of the spawned processes: it loads the pickled
 AnnData, runs one method under :func:`benchmarks._common.measure` and returns plain data.
@@ -230,21 +233,70 @@ def kmeans_method(
     }
 
 
+def leiden_std_method(adata, k: int, seed: int = 0, **_: Any) -> dict[str, Any]:
+    """Baseline a user tries first: Leiden (``sngep.tl.gene_leiden``, resolution bisected to
+    K) on the per-gene standardised images of ``sngep.pp.standardize_images``."""
+    import sngep
+
+    sngep.pp.standardize_images(adata, key_added="gene_images_std")
+    sngep.tl.gene_leiden(
+        adata, use_rep="gene_images_std", n_clusters=k, random_state=seed, key_added="leiden_std"
+    )
+    mask = np.asarray(adata.uns["gene_images_std"]["mask"], dtype=bool)
+    labels = adata.var["leiden_std"].astype(int).to_numpy()
+    return {
+        "labels": labels,
+        "representation": adata.varm["gene_images_std"][:, mask],
+        "info": {
+            "call": "sngep.pp.standardize_images; sngep.tl.gene_leiden(use_rep='gene_images_std', "
+            "n_clusters=K)",
+            "representation": "standardised in-tissue pixels (the Leiden input)",
+            "n_clusters_found": int(len(np.unique(labels))),
+            "resolution": float(adata.uns["leiden_std"]["resolution"]),
+        },
+    }
+
+
+def kmeans_pca_method(adata, k: int, seed: int = 0, n_pcs: int = 20, **_: Any) -> dict[str, Any]:
+    """Baseline: k-means (n_init=10) on the first 20 principal components of the per-gene
+    standardised images (``sngep.pp.standardize_images``, in-tissue pixels)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    import sngep
+
+    sngep.pp.standardize_images(adata, key_added="gene_images_std")
+    mask = np.asarray(adata.uns["gene_images_std"]["mask"], dtype=bool)
+    x = adata.varm["gene_images_std"][:, mask]
+    n_pcs = int(min(n_pcs, *x.shape))
+    pcs = PCA(n_pcs, random_state=seed).fit_transform(x)
+    return {
+        "labels": KMeans(k, n_init=10, random_state=seed).fit_predict(pcs),
+        "representation": pcs.astype(np.float32),
+        "info": {"n_pcs": n_pcs, "representation": f"the first {n_pcs} PCs (the k-means input)"},
+    }
+
+
 def darlc_method(
     adata, k: int, seed: int = 0, darlc_kw: dict | None = None, **_: Any
 ) -> dict[str, Any]:
-    """``sngep.tl.darlc`` (preset and ablation switches in ``darlc_kw``)."""
+    """``sngep.tl.darlc`` (preset, stage lengths and ablation switches in ``darlc_kw``)."""
     import sngep
 
-    kw = dict(preset="fast", show_progress_bar=False, device="cpu")
+    kw = dict(preset="default", show_progress_bar=False, device="cpu")
     kw.update(darlc_kw or {})
     out = sngep.tl.darlc(adata, n_clusters=k, random_state=seed, copy=True, **kw)
-    hist = out.uns["darlc"]["history"]
-    phase = np.asarray(hist.get("phase", []))
+    uns = out.uns["darlc"]
+    phase = np.asarray(uns["history"].get("phase", []))
+    training = {
+        key: (val.item() if isinstance(val, np.generic) else val)
+        for key, val in dict(uns.get("training", {})).items()
+    }
     return {
         "labels": out.var["darlc"].astype(int).to_numpy(),
         "denoised": np.asarray(out.varm["darlc_denoised"], dtype=np.float32),
         "representation": np.asarray(out.varm["X_darlc"], dtype=np.float32),
+        "training": training,
         "info": {
             "darlc_kw": kw,
             "representation": "varm['X_darlc'] (the D = 32 embedding z), as is",
@@ -259,6 +311,8 @@ METHODS = {
     "smoothie": smoothie_method,
     "squidpy_hc": squidpy_method,
     "kmeans": kmeans_method,
+    "leiden_std": leiden_std_method,
+    "kmeans_pca": kmeans_pca_method,
     "darlc": darlc_method,
 }
 
@@ -268,6 +322,8 @@ _IMPORTS = {
     "smoothie": "smoothie",
     "squidpy_hc": "squidpy",
     "kmeans": "sklearn.cluster",
+    "leiden_std": "scanpy",
+    "kmeans_pca": "sklearn.decomposition",
     "darlc": "sngep.models.darlc.model",
 }
 

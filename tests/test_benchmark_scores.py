@@ -1,0 +1,87 @@
+"""The benchmark's scores (``benchmarks/scores.py``): chance levels and what they leave out.
+
+The benchmarks are not part of the package; these checks run where the repository root is
+importable (``python -m pytest`` from the root) and skip otherwise. No peer method needed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+scores = pytest.importorskip("benchmarks.scores")
+
+
+def test_families_match_real_members_only():
+    symbols = ["HLA-A", "H2-K1", "Gabra1", "RPL13A", "RPS6KA1", "MT-CO1", "mt-Nd1", "MT1X",
+               "MT3", "COL1A1", "COL4A1", "KRT5", "KRT222", "KRTAP1-1", "HBB", "HBEGF",
+               "IGKC", "IGLON5", "H2BC12", "H2AZ1", "C1QB", "ACTB"]  # fmt: skip
+    fam = dict(zip(symbols, scores.gene_families(symbols), strict=True))
+    assert fam["HLA-A"] == fam["H2-K1"] == "MHC (HLA-/H2-)"
+    assert fam["MT-CO1"] == fam["mt-Nd1"] == "mitochondrial (MT-)"
+    assert fam["MT1X"] == "metallothionein (MT1/MT2)"
+    assert fam["H2BC12"] == "replication-dependent histone"
+    for other in ("RPS6KA1", "MT3", "COL4A1", "KRT222", "KRTAP1-1", "HBEGF", "IGLON5",
+                  "H2AZ1", "ACTB"):  # fmt: skip
+        assert fam[other] == "other", other
+    paper = scores.gene_families(symbols, scores.PAPER_FAMILIES)
+    assert set(paper) == {"MHC (HLA-/H2-)", "GABA receptor (GABR)", "ribosomal (RPL/RPS)",
+                          "mitochondrial (MT-)", "other"}  # fmt: skip
+
+
+def test_internal_indices_leave_out_small_clusters():
+    import sngep
+
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(23, 6, 5)).astype(np.float32)
+    mask = np.ones((6, 5), dtype=bool)
+    labels = np.array([0] * 10 + [1] * 10 + [2, 3, 3])  # a singleton and a pair
+    out = scores.internal(images, mask, labels, min_size=3)
+    big = labels < 2
+    ref = sngep.metrics.dbi_pearson(images[big], labels[big], mask=mask)
+    assert out["DBIP_ge3"] == pytest.approx(ref)
+    s = scores.sizes(labels)
+    assert s["n_singletons"] == 1
+    assert s["n_clusters_ge3"] == 2
+    assert s["coverage_ge3"] == pytest.approx(20 / 23)
+    one_big = scores.internal(images, mask, np.array([0] * 20 + [1, 2, 2]), min_size=3)
+    assert str(one_big["DBIP_ge3"]).startswith("n/a")
+
+
+def test_knn_overlap_identity_and_chance():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(300, 8))
+    assert scores.knn_overlap(a, a + 1e-9 * rng.normal(size=a.shape)) == pytest.approx(1.0)
+    chance = np.mean([scores.knn_overlap(a, rng.normal(size=(300, 8))) for _ in range(3)])
+    assert chance == pytest.approx(scores.knn_chance(300), abs=0.015)
+
+
+def test_partition_agreement_ignores_unassigned():
+    a = np.array([0, 0, 1, 1, -1, 2])
+    b = np.array([5, 5, 7, 7, 3, -1])
+    out = scores.partition_agreement(a, b)
+    assert out["xsec_ARI"] == pytest.approx(1.0)
+    assert out["xsec_n_genes"] == 4
+
+
+def test_go_lift_of_shuffled_modules_is_chance():
+    from sngep._gene_sets import load_gene_sets
+
+    go = load_gene_sets("go_bp")
+    sizes = np.asarray(go.matrix.sum(axis=1)).ravel()
+    terms = np.flatnonzero((sizes >= 15) & (sizes <= 40))[::97][:8]
+    genes, labels, seen = [], [], set()
+    for i, t in enumerate(terms):  # each module: the genes of one specific GO term
+        for g in go.genes[go.matrix[t].indices]:
+            if g not in seen:
+                seen.add(g)
+                genes.append(g)
+                labels.append(i)
+    genes, labels = np.array(genes, dtype=object), np.array(labels)
+    real = scores.go_scores(labels, genes, "human")
+    assert real["GO_lift"] > 1.5
+    assert real["GO_frac"] == 1.0
+    lifts = [scores.go_scores(scores.shuffled(labels, s), genes, "human") for s in range(5)]
+    assert np.mean([x["GO_lift"] for x in lifts]) == pytest.approx(1.0, abs=0.25)
+    assert np.mean([x["GO_frac"] for x in lifts]) < 0.5
+    assert str(scores.go_scores(labels, genes, None)["GO_lift"]).startswith("n/a")
