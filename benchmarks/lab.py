@@ -352,7 +352,8 @@ def _mean_sd(vals: list[float]) -> str:
 def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
     """Markdown: per case, one row per baseline and per DARLC variant (mean ± sd over seeds).
 
-    DARLC rows: the latest record per (case, tag, seed) run with ``preset``. Columns: the
+    DARLC rows: the latest record per (case, tag, seed) run with ``preset`` ('any': whatever
+    preset; tags before presets existed carry their full config in ``overrides``). Columns: the
     mixture's labels, Leiden on ``X_darlc`` ('emb'), sizes, stop reason, cross-section
     10-NN overlap of ``X_darlc`` (cases with an adjacent section), wall time.
     """
@@ -381,7 +382,8 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
         for tag in tags:
             by_seed = {}
             for r in recs:
-                if (r["case"], r["tag"], r.get("preset")) == (case, tag, preset) and r["what"] == "darlc":
+                same = (r["case"], r["tag"]) == (case, tag) and r["what"] == "darlc"
+                if same and preset in ("any", r.get("preset")):
                     by_seed[r["seed"]] = r["result"]
             if not by_seed:
                 continue
@@ -422,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         print(report(args.cases, args.tag.split(","), args.preset))
         return
     for name in args.cases:
-        for seed in args.seeds if (name.startswith("syn") or args.what == "darlc") else [0]:
+        for seed in args.seeds if args.what != "prep" else [0]:
             if args.what == "cross":
                 for tag in args.tag.split(","):
                     print(name, seed, tag, "knn10 cross-section", cross(name, tag, seed))

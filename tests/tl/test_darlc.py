@@ -72,6 +72,9 @@ def test_stage_lengths_and_stop_reason(tiny, fast_kwargs, sc_log):
     assert u["training"]["n_pretrain_steps"] == 3
     assert u["training"]["stop_reason"] in ("tol", "max_epochs")
     assert 1 <= u["training"]["n_joint_epochs"] <= 2
+    seconds = u["training"]["seconds"]  # per-stage wall time, for the speed benchmark
+    assert set(seconds) == {"views", "pretrain", "em", "l1", "l2", "final"}
+    assert all(v >= 0 for v in seconds.values()) and seconds["pretrain"] > 0
     said = "labels settled" if u["training"]["stop_reason"] == "tol" else "before the labels settled"
     assert said in sc_log.getvalue()
     # pretrain_epochs replaces the preset's step budget: 1 epoch of 24 genes in batches of 32

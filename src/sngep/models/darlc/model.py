@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,7 @@ class DARLC:
             msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
         x = normalise_images(images, mask)
+        t_views = time.perf_counter()
         if views is None:
             views, _ = make_views(
                 x,
@@ -117,6 +120,7 @@ class DARLC:
             views = normalise_images(views, mask)
         else:
             views = normalise_images(np.asarray(views, dtype=np.float32), mask)
+        t_views = time.perf_counter() - t_views
         self.net, self.history_, self.summary_ = fit(
             x,
             views,
@@ -128,6 +132,7 @@ class DARLC:
             random_state=self.random_state,
             show_progress_bar=show_progress_bar,
         )
+        self.summary_["seconds"] = {"views": t_views, **self.summary_.get("seconds", {})}
         self.views_ = views
         self.image_shape = tuple(int(s) for s in images.shape[1:])
         self.mask = np.asarray(mask, dtype=bool)

@@ -19,6 +19,7 @@ Every randomness comes from ``random_state`` (torch's global RNG is forked and r
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -515,6 +516,9 @@ def _joint_lr(cfg: DARLCConfig) -> float:
     return cfg.lr if cfg.joint_lr is None else cfg.joint_lr
 
 
+_T = "_seconds_"  # joint_epoch's timings travel in its stats under this prefix
+
+
 def joint_epoch(
     net: DARLCNet,
     data: _Data,
@@ -531,6 +535,7 @@ def joint_epoch(
     """
     cfg = data.cfg
     stats: dict[str, float] = {"phase": 1.0}
+    clock = time.perf_counter()
     h_all, z_all = calibrated_z(net, data)
     labels, q_all = None, None
     if net.smm is not None:
@@ -546,14 +551,18 @@ def joint_epoch(
         changed = 1.0 if labels_prev is None else float((labels != labels_prev).float().mean())
         stats["label_change"] = changed
         if labels_prev is not None and changed < cfg.tol:
+            stats[_T + "em"] = time.perf_counter() - clock
             return stats, labels, True
         if cfg.update_theta:
             rescale_theta_lr(opt, net.smm, _joint_lr(cfg))
     eta = eta_schedule(epoch, cfg.epochs, cfg.eta0) if cfg.use_lap else 0.0
     stats["eta"] = float(eta)
+    stats[_T + "em"], clock = time.perf_counter() - clock, time.perf_counter()
     stats.update(l1_step(net, data, opt, eta, data.seed + 7919 * (epoch + 1), h_all))
+    stats[_T + "l1"], clock = time.perf_counter() - clock, time.perf_counter()
     p_all = None if q_all is None else target_distribution(q_all)
     stats.update(l2_epoch(net, data, opt, p_all))
+    stats[_T + "l2"] = time.perf_counter() - clock
     return stats, labels, False
 
 
@@ -611,7 +620,8 @@ def fit(
     The network (head calibrated, in eval mode), the history (one value per pretraining
     and joint epoch for every loss term) and a summary: ``'stop_reason'`` (``'tol'`` or
     ``'max_epochs'``), ``'n_joint_epochs'``, ``'n_pretrain_steps'``, ``'patch_size'``,
-    ``'n_tokens'``.
+    ``'n_tokens'``, ``'seconds'`` (wall time of ``'pretrain'``, the joint stage's ``'em'``,
+    ``'l1'`` and ``'l2'`` summed over epochs, and ``'final'``).
     """
     from sngep._progress import progress
 
@@ -649,7 +659,9 @@ def fit(
             weight_decay=cfg.weight_decay,
             foreach=True,
         )
+        clock = time.perf_counter()
         records = pretrain(net, data, opt, bar)
+        seconds = {"pretrain": time.perf_counter() - clock}
         for group in opt.param_groups:
             group["lr"] = _joint_lr(cfg)
         for group in joint_optimizer_groups(net, cfg):
@@ -666,9 +678,13 @@ def fit(
                 stop_reason = "tol"
                 break
         bar.close()
+        clock = time.perf_counter()
         if stop_reason != "tol":  # labels and Theta of the final network
             settle(net, data, initialised=labels_prev is not None)
         net.eval()
+        seconds["final"] = time.perf_counter() - clock
+    for part in ("em", "l1", "l2"):  # summed over the joint epochs
+        seconds[part] = sum(r.pop(_T + part, 0.0) for r in records)
     keys = sorted({k for r in records for k in r})
     history = {k: [r.get(k, math.nan) for r in records] for k in keys}
     summary = {
@@ -677,5 +693,6 @@ def fit(
         "n_pretrain_steps": pretrain_steps(cfg, data.n),
         "patch_size": net.module_i.encoder.patch_size,
         "n_tokens": net.module_i.encoder.n_patches,
+        "seconds": seconds,
     }
     return net, history, summary
