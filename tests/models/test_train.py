@@ -136,3 +136,27 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target):
             assert got[id(p)] is None or torch.count_nonzero(got[id(p)]) == 0
             continue
         torch.testing.assert_close(got[id(p)], p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_calibrated_head_is_the_train_mode_head_over_all_genes():
+    """EM, L1 and the labels read z with one set of BN statistics: those of all N genes."""
+    from sngep.models.darlc.train import calibrated_z, encode_all
+
+    net, data, _ = _tiny_setup(n=23)
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in net.head.modules())
+    for p in net.head.parameters():  # away from the identity initialisation
+        p.data.add_(0.1 * torch.randn_like(p))
+    h_all, z = calibrated_z(net, data)
+    assert not net.head.training
+    torch.testing.assert_close(h_all, encode_all(net, data.x, data.bs))
+    net.head.train()
+    with torch.no_grad():
+        z_batch = net.head(h_all)  # batch statistics of all genes at once
+    net.head.eval()
+    torch.testing.assert_close(z, z_batch, rtol=1e-4, atol=1e-5)
+    # and the calibration does not depend on what batches the head saw before
+    net.head.train()
+    with torch.no_grad():
+        net.head(h_all[:5] * 3.0)
+    _, z_again = calibrated_z(net, data)
+    torch.testing.assert_close(z_again, z, rtol=1e-4, atol=1e-5)

@@ -163,3 +163,35 @@ def test_msi_stack_goes_through(fast_kwargs):
     sngep.tl.seed_similarity(adata, show_progress_bar=False)
     sngep.tl.darlc(adata, n_clusters=2, **fast_kwargs)
     assert adata.varm["X_darlc"].shape == (10, 32)
+
+
+_FRESH = """
+import json, scanpy as sc, sngep
+a = sngep.datasets.synthetic(6, patterns=("band", "blob"), n_variants=2, shape=(16, 16), random_state=1)
+sc.pp.normalize_total(a); sc.pp.log1p(a); sngep.pp.gene_images(a)
+sngep.tl.seed_similarity(a, show_progress_bar=False)
+sngep.tl.darlc(a, n_clusters=3, random_state=3, **json.loads('{kw}'))
+print(json.dumps(a.var["darlc"].astype(int).tolist()))
+"""
+
+
+def test_same_seed_same_labels_in_a_fresh_process_and_after_other_fits(tiny, fast_kwargs):
+    """Labels depend on random_state only: not on what ran before in the process."""
+    import json
+    import subprocess
+    import sys
+
+    sngep.tl.darlc(tiny, n_clusters=4, random_state=11, **fast_kwargs)  # something else first
+    here = sngep.tl.darlc(tiny, n_clusters=3, random_state=3, copy=True, **fast_kwargs)
+    code = _FRESH.replace("{kw}", json.dumps(fast_kwargs))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    fresh = json.loads(res.stdout.strip().splitlines()[-1])
+    assert here.var["darlc"].astype(int).tolist() == fresh
+
+
+def test_fast_preset_recovers_a_small_planted_case(tiny):
+    """24 genes, 4 planted patterns (2 kinds x 2 variants): the 'fast' preset as shipped."""
+    from sklearn.metrics import adjusted_rand_score
+
+    sngep.tl.darlc(tiny, n_clusters=4, preset="fast", random_state=0, show_progress_bar=False)
+    assert adjusted_rand_score(tiny.var["pattern"], tiny.var["darlc"]) >= 0.9
