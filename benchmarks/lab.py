@@ -13,6 +13,7 @@ One place to answer "did this change help?" on >= 3 seeds and >= 2 data sets in 
   between adjacent sections, and cluster sizes.
 
     python -m benchmarks.lab baselines syn_d30 syn_d65 mob bc
+    python -m benchmarks.lab peers syn_d30 syn_d65 --seeds 0 1 2 3 4   # Hotspot, Smoothie
     python -m benchmarks.lab darlc syn_d30 mob --seeds 0 1 2 --set mask_ratio=0.5 --tag m05
 """
 
@@ -240,6 +241,26 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     return out
 
 
+def peers(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
+    """Hotspot and Smoothie at the same K (``benchmarks.peers``). Planted cases get their raw
+    counts back (the generator is deterministic) so that Hotspot runs its count model."""
+    from benchmarks.peers import hotspot_method, smoothie_method
+
+    adata = case["adata"].copy()
+    if case["name"].startswith("syn") and "counts" not in adata.layers:
+        import sngep
+
+        level = case["name"].rsplit("_s", 1)[0]
+        raw = sngep.datasets.synthetic(random_state=seed, **SYN_LEVELS[level])
+        assert list(raw.var_names) == list(adata.var_names)
+        adata.layers["counts"] = raw.X.copy()
+        adata.obs["total_counts_all_genes"] = np.asarray(raw.X.sum(axis=1)).ravel()
+    return {
+        "hotspot": scores(case, hotspot_method(adata, case["k"], seed)["labels"]),
+        "smoothie": scores(case, smoothie_method(adata, case["k"], seed)["labels"]),
+    }
+
+
 # --------------------------------------------------------------------------------------
 # DARLC
 def run_darlc(
@@ -392,7 +413,7 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=["baselines", "darlc", "prep", "cross", "report"])
+    p.add_argument("what", choices=["baselines", "peers", "darlc", "prep", "cross", "report"])
     p.add_argument("cases", nargs="+")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--set", nargs="*", default=[], help="DARLCConfig overrides key=value")
@@ -418,14 +439,14 @@ def main(argv: list[str] | None = None) -> None:
             case = load_case(name, seed if name.startswith("syn") else 0)
             if args.what == "prep":
                 continue
-            if args.what == "baselines":
-                res = baselines(case, seed)
+            if args.what in ("baselines", "peers"):
+                res = baselines(case, seed) if args.what == "baselines" else peers(case, seed)
             else:
                 res = run_darlc(case, seed, overrides, args.tag, args.probe, args.preset)
             rec = {
                 "case": name,
                 "seed": seed,
-                "what": args.what,
+                "what": "baselines" if args.what == "peers" else args.what,
                 "tag": args.tag,
                 "preset": args.preset,
                 "overrides": overrides,

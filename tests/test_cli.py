@@ -24,7 +24,7 @@ def test_run_on_small_h5ad_writes_keys(tmp_path):
     params = b.uns["darlc"]["params"]
     assert (params["gat_epochs"], params["pretrain_steps"], params["epochs"]) == (3, 4, 1)
     assert b.uns["darlc"]["training"]["n_pretrain_steps"] == 4
-    assert b.varm["X_darlc"].shape[1] == 32
+    assert b.varm["X_darlc"].shape[1] == 64  # the [CLS] width (head="standardise")
     assert {"gene_images", "darlc_soft"} <= set(b.varm)
     assert "seed_similarity" in b.varp and "estimate_k" in b.uns
     assert b.uns["darlc"]["n_clusters"] == 2

@@ -70,8 +70,15 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
     from sngep.models.darlc.train import DARLCNet, _Data
 
     cfg = DARLCConfig.from_preset(
-        "fast", embed_dim=16, depth=1, n_heads=2, contrastive_dim=8, head_hidden=8,
-        latent_dim=4, batch_size=5, **over,
+        "fast",
+        embed_dim=16,
+        depth=1,
+        n_heads=2,
+        contrastive_dim=8,
+        head_hidden=8,
+        latent_dim=4,
+        batch_size=5,
+        **over,
     )
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 8, 8, generator=g)
@@ -81,14 +88,21 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
     torch.manual_seed(seed)
     net = DARLCNet((8, 8), cfg, k)
     data = _Data(
-        x=x, v=x + 0.1 * torch.randn(n, 8, 8, generator=g), s_norm=normalized_similarity(s),
-        pixel_weight=None, cfg=cfg, gen=torch.Generator().manual_seed(seed), seed=seed,
+        x=x,
+        v=x + 0.1 * torch.randn(n, 8, 8, generator=g),
+        s_norm=normalized_similarity(s),
+        pixel_weight=None,
+        cfg=cfg,
+        gen=torch.Generator().manual_seed(seed),
+        seed=seed,
     )
     return net, data, np
 
 
-@pytest.mark.parametrize("rec_target", ["raw", "view"])
-def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target):
+@pytest.mark.parametrize(
+    ("rec_target", "head"), [("raw", "mlp"), ("view", "mlp"), ("view", "standardise")]
+)
+def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head):
     """The chunked three-part gradient of L1 (train.l1_step) is the gradient of eq. 16."""
     import math
 
@@ -96,7 +110,7 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target):
     from sngep.models.darlc.smm import size_loss
     from sngep.models.darlc.train import calibrated_z, l1_step
 
-    net, data, _ = _tiny_setup(rec_target=rec_target)
+    net, data, _ = _tiny_setup(rec_target=rec_target, head=head)
     h_all, z_all = calibrated_z(net, data)
     net.smm.fit_em(z_all, n_iter=5, random_state=0)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -160,3 +174,32 @@ def test_calibrated_head_is_the_train_mode_head_over_all_genes():
         net.head(h_all[:5] * 3.0)
     _, z_again = calibrated_z(net, data)
     torch.testing.assert_close(z_again, z, rtol=1e-4, atol=1e-5)
+
+
+def test_standardise_head_is_the_head_input_standardised_over_the_genes():
+    """head='standardise': z is the [CLS] token with each dimension at mean 0, variance 1
+    over the genes, no projection and no parameters (so eq. 18 cannot grow by shrinking z)."""
+    from sngep.models.darlc.train import calibrated_z
+
+    net, data, _ = _tiny_setup(n=23, head="standardise", head_input="cls")
+    assert not list(net.head.parameters())
+    h_all, z = calibrated_z(net, data)
+    assert z.shape == h_all.shape == (23, 16)  # embed_dim, not latent_dim
+    assert net.smm.mu.shape[-1] == 16
+    expect = (h_all - h_all.mean(0)) / torch.sqrt(h_all.var(0, unbiased=False) + 1e-5)
+    torch.testing.assert_close(z, expect, rtol=1e-4, atol=1e-5)
+
+
+def test_cosine_joint_schedule_anneals_every_group_from_its_joint_lr():
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import joint_lr_factor
+
+    const = DARLCConfig.from_preset("fast", epochs=10)
+    cos = DARLCConfig.from_preset("fast", epochs=10, joint_schedule="cosine")
+    assert [joint_lr_factor(const, e) for e in range(10)] == [1.0] * 10
+    f = [joint_lr_factor(cos, e) for e in range(10)]
+    assert f[0] == 1.0
+    assert all(a > b for a, b in zip(f, f[1:], strict=False))
+    assert 0 < f[-1] < 0.05
+    with pytest.raises(ValueError, match="joint_schedule"):
+        DARLCConfig.from_preset("fast", joint_schedule="linear")

@@ -11,6 +11,7 @@ MIXTURES = ("smm", "gmm", None)
 COVARIANCES = ("full", "diag")
 CLUSTER_INITS = ("kmeans", "leiden", "kmeans++")
 LR_SCHEDULES = ("constant", "cosine")
+HEADS = ("mlp", "standardise")
 MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
 
 
@@ -51,6 +52,10 @@ class DARLCConfig:
     latent_dim: int = 32
     head_hidden: int | None = 128  # None: the single layer of eq. 12
     head_input: str = "e"  # the head reads e of eq. 9 ('e') or the encoder's [CLS] ('cls')
+    # 'mlp': the trained projection head of eq. 12 / main 4.1.5 (z has latent_dim dimensions);
+    # 'standardise': z = the head input with each dimension standardised over the genes
+    # (BatchNorm without parameters), no projection
+    head: str = "mlp"
     em_iter: int = 50
     em_iter_first: int = 200
     cluster_init: str = "kmeans"  # SMM start: k-means (10 restarts) or Leiden on z, then EM
@@ -64,6 +69,9 @@ class DARLCConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # pretraining lr: 'constant' or 'cosine' (5 % warm-up)
     joint_lr: float | None = None  # None: lr
+    # the joint stage's learning rates: 'constant' (Algorithm 1) or 'cosine' (annealed to 0
+    # over `epochs`, so that the labels can settle)
+    joint_schedule: str = "constant"
     pretrain_steps: int | None = None  # None: pretrain_epochs epochs of mini-batches
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
@@ -102,7 +110,12 @@ class DARLCConfig:
             raise TypeError(msg)
         # None means "take the preset's value", except for switches whose None is meaningful.
         nullable = {
-            "augment", "mixture", "size_threshold", "patch_size", "pretrain_steps", "joint_lr",
+            "augment",
+            "mixture",
+            "size_threshold",
+            "patch_size",
+            "pretrain_steps",
+            "joint_lr",
             "head_hidden",
         }
         given = {k: v for k, v in overrides.items() if v is not None or k in nullable}
@@ -122,8 +135,10 @@ class DARLCConfig:
             ("covariance", COVARIANCES),
             ("cluster_init", CLUSTER_INITS),
             ("lr_schedule", LR_SCHEDULES),
+            ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),
             ("head_input", ("e", "cls")),
+            ("head", HEADS),
         ):
             if getattr(self, name) not in allowed:
                 msg = f"{name} must be one of {allowed}, got {getattr(self, name)!r}"
@@ -186,6 +201,7 @@ _DEFAULT = dict(
     joint_lr=1e-4,  # the pretraining ends at 1e-4; jumping back to 1e-3 wrecked the encoder
     rec_target="view",  # L_rec regenerates the denoised view: noise cannot be predicted
     head_input="cls",  # the [CLS] token clusters better than the contrastive projection e
+    head="standardise",  # z = the [CLS] token standardised: a trained projection added noise
     covariance="diag",  # full 32 x 32 covariances made one-gene clusters on real data
     epochs=20,
     tol=0.005,

@@ -80,10 +80,13 @@ class DARLCNet(nn.Module):
         )
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.
         head_in = c.contrastive_dim if c.head_input == "e" else c.embed_dim
-        self.head = ProjectionHead(head_in, c.latent_dim, hidden_dim=c.head_hidden)
+        latent = c.latent_dim if c.head == "mlp" else head_in
+        self.head = ProjectionHead(
+            head_in, latent if c.head == "mlp" else None, hidden_dim=c.head_hidden
+        )
         self.head_input = c.head_input
         self.smm = (
-            StudentTMixture(n_clusters, c.latent_dim, mixture=c.mixture, covariance=c.covariance)
+            StudentTMixture(n_clusters, latent, mixture=c.mixture, covariance=c.covariance)
             if c.mixture is not None
             else None
         )
@@ -163,7 +166,10 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data):
     """
     xb = data.x[idx]
     if data.cfg.pixel_dropout > 0:
-        keep = torch.rand(xb.shape, generator=data.gen, device=data.gen.device) >= data.cfg.pixel_dropout
+        keep = (
+            torch.rand(xb.shape, generator=data.gen, device=data.gen.device)
+            >= data.cfg.pixel_dropout
+        )
         xb = xb * keep.to(xb.device)
     rec = _rec_loss(net, idx, data, data.gen, x=xb)
     cls, _ = net.module_i.encoder(xb)
@@ -178,7 +184,9 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data):
 @torch.no_grad()
 def encode_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The head's input (:meth:`DARLCNet.features`) for every image, without gradient."""
-    return torch.cat([net.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+    return torch.cat(
+        [net.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    )
 
 
 @torch.no_grad()
@@ -217,7 +225,9 @@ def _lr_lambda(cfg: DARLCConfig, total: int):
 
 def pretrain_steps(cfg: DARLCConfig, n: int) -> int:
     """Optimiser steps of the pretraining: ``pretrain_steps`` or ``pretrain_epochs`` epochs."""
-    per_epoch = sum(1 for i in range(0, n, min(cfg.batch_size, n)) if min(cfg.batch_size, n - i) >= 2)
+    per_epoch = sum(
+        1 for i in range(0, n, min(cfg.batch_size, n)) if min(cfg.batch_size, n - i) >= 2
+    )
     if cfg.pretrain_steps is not None:
         return int(cfg.pretrain_steps)
     return int(cfg.pretrain_epochs) * per_epoch
@@ -385,7 +395,12 @@ def rescale_theta_lr(opt: torch.optim.Optimizer, smm: StudentTMixture, lr: float
 
 
 def l1_step(
-    net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, eta: float, seed: int, h_all: torch.Tensor
+    net: DARLCNet,
+    data: _Data,
+    opt: torch.optim.Optimizer,
+    eta: float,
+    seed: int,
+    h_all: torch.Tensor,
 ) -> dict[str, float]:
     """Epoch-level update with L1 (eq. 16) on *all* images.
 
@@ -516,6 +531,14 @@ def _joint_lr(cfg: DARLCConfig) -> float:
     return cfg.lr if cfg.joint_lr is None else cfg.joint_lr
 
 
+def joint_lr_factor(cfg: DARLCConfig, epoch: int) -> float:
+    """Multiplier of every joint-stage learning rate in ``epoch`` (0-based): 1 throughout for
+    ``joint_schedule='constant'``, a cosine from 1 towards 0 over ``epochs`` for ``'cosine'``."""
+    if cfg.joint_schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / max(1, cfg.epochs)))
+
+
 _T = "_seconds_"  # joint_epoch's timings travel in its stats under this prefix
 
 
@@ -554,7 +577,7 @@ def joint_epoch(
             stats[_T + "em"] = time.perf_counter() - clock
             return stats, labels, True
         if cfg.update_theta:
-            rescale_theta_lr(opt, net.smm, _joint_lr(cfg))
+            rescale_theta_lr(opt, net.smm, _joint_lr(cfg) * joint_lr_factor(cfg, epoch))
     eta = eta_schedule(epoch, cfg.epochs, cfg.eta0) if cfg.use_lap else 0.0
     stats["eta"] = float(eta)
     stats[_T + "em"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -666,10 +689,14 @@ def fit(
             group["lr"] = _joint_lr(cfg)
         for group in joint_optimizer_groups(net, cfg):
             opt.add_param_group(group)
+        for group in opt.param_groups:  # the theta_scaled group follows rescale_theta_lr
+            group["joint_lr"] = group["lr"]
         labels_prev: torch.Tensor | None = None
         stop_reason = "max_epochs"
         epoch = 0
         for epoch in range(cfg.epochs):
+            for group in opt.param_groups:
+                group["lr"] = group["joint_lr"] * joint_lr_factor(cfg, epoch)
             stats, labels_prev, stop = joint_epoch(net, data, opt, epoch, labels_prev)
             records.append(stats)
             bar.set_postfix(phase="joint", changed=f"{stats.get('label_change', math.nan):.3f}")

@@ -402,7 +402,8 @@ class ProjectionHead(nn.Module):
     in_dim
         Dimension of ``e`` (the contrastive head's ``proj_dim``).
     out_dim
-        Dimension ``D`` of ``z`` (paper: 32).
+        Dimension ``D`` of ``z`` (paper: 32). ``None``: no projection, ``z = BN(e)`` with
+        the BatchNorm's fixed zero mean and unit variance (``DARLCConfig.head='standardise'``).
     hidden_dim
         ``None`` (default): the single layer of eq. 12. An integer gives the "two-layer MLP"
         of main 4.1.5: ``SELU(BN(W2 SELU(BN(W1 e))))``.
@@ -420,8 +421,13 @@ class ProjectionHead(nn.Module):
     degenerate direction, so the likelihood can only grow by better clustering.
     """
 
-    def __init__(self, in_dim: int, out_dim: int = 32, *, hidden_dim: int | None = None) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int | None = 32, *, hidden_dim: int | None = None
+    ) -> None:
         super().__init__()
+        if out_dim is None:  # no projection: z = e standardised per dimension over the genes
+            self.net = nn.Sequential(nn.BatchNorm1d(in_dim, affine=False))
+            return
         dims = [in_dim, out_dim] if hidden_dim is None else [in_dim, hidden_dim, out_dim]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
@@ -449,8 +455,13 @@ class ProjectionHead(nn.Module):
                 layer.running_var.copy_(h.var(dim=0, unbiased=False))
                 layer.num_batches_tracked.zero_()
                 h = nn.functional.batch_norm(
-                    h, layer.running_mean, layer.running_var, layer.weight, layer.bias,
-                    training=False, eps=layer.eps,
+                    h,
+                    layer.running_mean,
+                    layer.running_var,
+                    layer.weight,
+                    layer.bias,
+                    training=False,
+                    eps=layer.eps,
                 )
             else:
                 h = layer(h)
