@@ -108,7 +108,7 @@ def test_default_preset_is_the_default():
         {"use_size": False},
         {"pretrain_epochs": 0},
         {"head": "mlp"},
-        {"joint_schedule": "cosine"},
+        {"joint_schedule": "constant"},
     ],
 )
 def test_ablations_run(tiny, fast_kwargs, ablation):

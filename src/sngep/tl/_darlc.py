@@ -92,7 +92,10 @@ def darlc(
     ``None``, the copy (``copy=True``), the model (``return_model=True``) or both. Writes
 
     ``adata.varm['X_' + key_added]``
-        ``(n_vars, 32)`` float32 embedding z (eq. 12).
+        ``(n_vars, D)`` float32 embedding z: with the default ``head='standardise'`` the
+        encoder's [CLS] token standardised over the genes (D = ``embed_dim``, 64); with
+        ``head='mlp'`` (preset ``'paper'``) the projection head's output of eq. 12
+        (D = ``latent_dim``, 32).
     ``adata.varm[key_added + '_soft']``
         ``(n_vars, K)`` soft assignments Q.
     ``adata.var[key_added]``

@@ -199,6 +199,7 @@ _DEFAULT = dict(
     pretrain_steps=1500,  # a step budget: 30 epochs were 150 steps on 160 genes
     lr_schedule="cosine",
     joint_lr=1e-4,  # the pretraining ends at 1e-4; jumping back to 1e-3 wrecked the encoder
+    joint_schedule="cosine",  # annealed joint lr: at a constant lr 1-3 % of labels kept moving
     rec_target="view",  # L_rec regenerates the denoised view: noise cannot be predicted
     head_input="cls",  # the [CLS] token clusters better than the contrastive projection e
     head="standardise",  # z = the [CLS] token standardised: a trained projection added noise
