@@ -242,18 +242,24 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
 
 
 def peers(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
-    """Hotspot and Smoothie at the same K (``benchmarks.peers``). Planted cases get their raw
-    counts back (the generator is deterministic) so that Hotspot runs its count model."""
+    """Hotspot and Smoothie at the same K (``benchmarks.peers``). Planted and breast-cancer
+    cases get their raw counts back (the generator is deterministic; the loader keeps counts)
+    so that Hotspot runs its count model; MOB and DLPFC run it on log-normalised values."""
     from benchmarks.peers import hotspot_method, smoothie_method
 
-    adata = case["adata"].copy()
-    if case["name"].startswith("syn") and "counts" not in adata.layers:
-        import sngep
+    import sngep
 
+    adata = case["adata"].copy()
+    raw = None
+    if case["name"].startswith("syn"):
         level = case["name"].rsplit("_s", 1)[0]
         raw = sngep.datasets.synthetic(random_state=seed, **SYN_LEVELS[level])
-        assert list(raw.var_names) == list(adata.var_names)
-        adata.layers["counts"] = raw.X.copy()
+    elif case["name"] in ("bc", "bc2"):  # the loader's raw counts of the same slice
+        full = sngep.datasets.breast_cancer()
+        raw = full[full.obs["slice"] == ("2" if case["name"] == "bc2" else "1")]
+    if raw is not None and "counts" not in adata.layers:
+        assert list(raw.obs_names) == list(adata.obs_names)
+        adata.layers["counts"] = raw[:, adata.var_names].X.copy()
         adata.obs["total_counts_all_genes"] = np.asarray(raw.X.sum(axis=1)).ravel()
     return {
         "hotspot": scores(case, hotspot_method(adata, case["k"], seed)["labels"]),
