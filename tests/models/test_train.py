@@ -194,8 +194,10 @@ def test_cosine_joint_schedule_anneals_every_group_from_its_joint_lr():
     from sngep.models.darlc.config import DARLCConfig
     from sngep.models.darlc.train import joint_lr_factor
 
-    const = DARLCConfig.from_preset("fast", epochs=10)
+    const = DARLCConfig.from_preset("fast", epochs=10, joint_schedule="constant")
     cos = DARLCConfig.from_preset("fast", epochs=10, joint_schedule="cosine")
+    assert DARLCConfig.from_preset("default").joint_schedule == "cosine"
+    assert DARLCConfig.from_preset("paper").joint_schedule == "constant"
     assert [joint_lr_factor(const, e) for e in range(10)] == [1.0] * 10
     f = [joint_lr_factor(cos, e) for e in range(10)]
     assert f[0] == 1.0
