@@ -446,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.what == "prep":
                 continue
             if args.what in ("baselines", "peers"):
-                res = baselines(case, seed) if args.what == "baselines" else peers(case, seed)
+                res = {"baselines": baselines, "peers": peers}[args.what](case, seed)
             else:
                 res = run_darlc(case, seed, overrides, args.tag, args.probe, args.preset)
             rec = {

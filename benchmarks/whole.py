@@ -28,14 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import peak_rss_mb, prepared_dlpfc, write_json
+from benchmarks._common import measure, peak_rss_mb, prepared_dlpfc, write_json
 
 
 def _timed(stages: dict[str, float], name: str, fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    stages[name] = time.perf_counter() - t
+    out, stats = measure(fn, *args, **kwargs)
+    stages[name] = stats["wall_s"]
     return out
+
+
+def _random_genes(adata, n: int, seed: int):
+    """A copy of ``adata`` with ``n`` genes drawn at random (in their original order)."""
+    rng = np.random.default_rng(seed)
+    return adata[:, np.sort(rng.choice(adata.n_vars, n, replace=False))].copy()
 
 
 def _scores(ctx, labels: np.ndarray) -> dict[str, Any]:
@@ -52,12 +57,10 @@ def _scores(ctx, labels: np.ndarray) -> dict[str, Any]:
 def _hotspot_extrapolated(adata, n_sub: int, k: int, seed: int = 0) -> dict[str, Any]:
     from benchmarks.peers import hotspot_method
 
-    rng = np.random.default_rng(seed)
     n_sub = min(n_sub, adata.n_vars)
-    sub = adata[:, np.sort(rng.choice(adata.n_vars, n_sub, replace=False))].copy()
-    t = time.perf_counter()
-    hotspot_method(sub, max(2, round(n_sub / 30)), seed)
-    wall = time.perf_counter() - t
+    sub = _random_genes(adata, n_sub, seed)
+    _, stats = measure(hotspot_method, sub, max(2, round(n_sub / 30)), seed)
+    wall = stats["wall_s"]
     return {
         "n_genes_timed": n_sub,
         "wall_s_timed": wall,
@@ -84,8 +87,7 @@ def main(argv: list[str] | None = None) -> None:
 
     adata = prepared_dlpfc("151673")
     if args.max_genes is not None and args.max_genes < adata.n_vars:
-        rng = np.random.default_rng(args.seed)
-        adata = adata[:, np.sort(rng.choice(adata.n_vars, args.max_genes, replace=False))].copy()
+        adata = _random_genes(adata, args.max_genes, args.seed)
     adata.var["symbol"] = dlpfc_symbols(adata.var_names)
     stages: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -80,13 +80,13 @@ class DARLCNet(nn.Module):
         )
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.
         head_in = c.contrastive_dim if c.head_input == "e" else c.embed_dim
-        latent = c.latent_dim if c.head == "mlp" else head_in
-        self.head = ProjectionHead(
-            head_in, latent if c.head == "mlp" else None, hidden_dim=c.head_hidden
-        )
+        out_dim = c.latent_dim if c.head == "mlp" else None  # None: z = standardised input
+        self.head = ProjectionHead(head_in, out_dim, hidden_dim=c.head_hidden)
         self.head_input = c.head_input
         self.smm = (
-            StudentTMixture(n_clusters, latent, mixture=c.mixture, covariance=c.covariance)
+            StudentTMixture(
+                n_clusters, out_dim or head_in, mixture=c.mixture, covariance=c.covariance
+            )
             if c.mixture is not None
             else None
         )
