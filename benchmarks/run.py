@@ -224,6 +224,7 @@ def shuffled_source(methods: dict[str, dict[str, Any]]) -> tuple[str, list[int]]
     """The partition to permute: the main DARLC row's first stored labels, else the Leiden
     baseline's (balanced sizes), else another row's."""
     names = [m for m in methods if re.fullmatch(r"darlc_\w+", m) and m != "darlc_paper"]
+    names.sort(key=lambda m: m != "darlc_default")  # the current default preset first
     names += [LEIDEN_STD, KMEANS_PCA]
     names += [m for m in methods if m.startswith("darlc_paper")]
     names += [SQUIDPY, KMEANS_RAW]

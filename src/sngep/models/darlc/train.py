@@ -512,7 +512,13 @@ def l2_epoch(
 
 
 def joint_optimizer_groups(net: DARLCNet, cfg: DARLCConfig) -> list[dict[str, Any]]:
-    """Parameters that join Module I's optimiser for the joint stage (head, UWL, Theta)."""
+    """Parameters that join Module I's optimiser for the joint stage (head, UWL, Theta).
+
+    The head and the two UWL weights start from scratch at this stage, so they keep the
+    optimiser's base lr (``cfg.lr``); the pretrained encoder and Theta use ``joint_lr``
+    (a pretrained encoder at the base lr lost its structure in the first joint epochs;
+    docs/departures.md, row ``joint_lr``). ``joint_schedule`` anneals every group alike.
+    """
     groups: list[dict[str, Any]] = [
         {
             "params": [
