@@ -438,7 +438,10 @@ def run_dataset(
             darlc_row,
             {
                 "method": darlc_row,
-                "error": "not run: every gene (CPU cost); see the top-N data set",
+                "error": (
+                    "not run here (one seed costs ~20 min): benchmarks/whole.py runs every "
+                    "DLPFC 151673 gene end to end (results/whole_dlpfc151673.json)"
+                ),
             },
         )
     elif want("darlc"):
