@@ -95,6 +95,13 @@ def prepared_dlpfc(sample: str = "151673"):
     return adata
 
 
+def darlc_main_rows(methods: dict[str, Any]) -> list[str]:
+    """Names of the DARLC main rows of a result JSON (not ablations, not the paper preset),
+    the current default preset's (``darlc_default``) first."""
+    names = [m for m in methods if re.fullmatch(r"darlc_\w+", m) and m != "darlc_paper"]
+    return sorted(names, key=lambda m: m != "darlc_default")
+
+
 def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / name

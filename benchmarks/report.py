@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from benchmarks._common import RESULTS
+from benchmarks._common import RESULTS, darlc_main_rows
 
 ORDER = (
     "synthetic",
@@ -282,14 +282,8 @@ def _best(methods: dict[str, Any], key: str) -> tuple[str, float] | None:
 
 def _main_darlc(methods: dict[str, Any]) -> dict[str, Any] | None:
     """The default preset's row where it was run, else the first other DARLC main row."""
-    names = [
-        name
-        for name, r in methods.items()
-        if re.fullmatch(r"darlc_\w+", name) and name != "darlc_paper" and "error" not in r
-    ]
-    if not names:
-        return None
-    return methods["darlc_default" if "darlc_default" in names else names[0]]
+    names = [name for name in darlc_main_rows(methods) if "error" not in methods[name]]
+    return methods[names[0]] if names else None
 
 
 def _summary(results: list[dict[str, Any]]) -> list[str]:

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import scores
-from benchmarks._common import RESULTS, SCRATCH, machine, write_json
+from benchmarks._common import RESULTS, SCRATCH, darlc_main_rows, machine, write_json
 from benchmarks.prepare import expand, is_all_genes, partner, prepare
 
 # --quick: every DARLC schedule shortened (GAT epochs, pretraining steps, joint epochs)
@@ -223,8 +223,7 @@ def call(
 def shuffled_source(methods: dict[str, dict[str, Any]]) -> tuple[str, list[int]] | None:
     """The partition to permute: the main DARLC row's first stored labels, else the Leiden
     baseline's (balanced sizes), else another row's."""
-    names = [m for m in methods if re.fullmatch(r"darlc_\w+", m) and m != "darlc_paper"]
-    names.sort(key=lambda m: m != "darlc_default")  # the current default preset first
+    names = darlc_main_rows(methods)
     names += [LEIDEN_STD, KMEANS_PCA]
     names += [m for m in methods if m.startswith("darlc_paper")]
     names += [SQUIDPY, KMEANS_RAW]
