@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("torch_geometric")
 
-from sngep.models.darlc._device import resolve_device  # noqa: E402
+from sngep.models.darlc._device import adam, resolve_device  # noqa: E402
 from sngep.models.darlc.gat import (  # noqa: E402
     GATAutoencoder,
     GATConvTied,
@@ -267,6 +267,36 @@ def test_resolve_device(monkeypatch):
         resolve_device("gpu0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")
+
+
+def _adam_steps(make):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(50, 20))
+    opt = make([w])
+    for _ in range(5):
+        opt.zero_grad()
+        ((w @ w.T).sin().sum() + 0.1 * w.pow(2).sum()).backward()
+        opt.step()
+    return w.detach(), opt
+
+
+def test_adam_fused_matches_foreach(monkeypatch):
+    w_ref, _ = _adam_steps(lambda p: torch.optim.Adam(p, lr=1e-2, foreach=True))
+    w, opt = _adam_steps(lambda p: adam(p, lr=1e-2))
+    assert torch.allclose(w, w_ref, atol=1e-5)
+    assert opt.defaults["fused"] or opt.defaults["foreach"]
+
+    real = torch.optim.Adam
+
+    def no_fused(params, **kw):  # a torch whose Adam has no fused kernel for this device
+        if kw.get("fused"):
+            raise RuntimeError("`fused=True` requires all the params to be CUDA tensors")
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    w_old, opt_old = _adam_steps(lambda p: adam(p, lr=1e-2))
+    assert opt_old.defaults["foreach"] and not opt_old.defaults["fused"]
+    assert torch.allclose(w_old, w_ref, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------

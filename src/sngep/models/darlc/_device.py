@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["adam", "resolve_device"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -43,3 +46,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         msg = f"device={str(resolved)!r} requested but CUDA is not available; use 'auto' or 'cpu'"
         raise ValueError(msg)
     return resolved
+
+
+def adam(params: Iterable[Any], **kwargs: Any) -> torch.optim.Adam:
+    """:class:`torch.optim.Adam` with the fused kernel where this torch has it for the
+    parameters' device, else the ``foreach`` one (same update rule either way).
+
+    On the CPU the fused step is 3-4x faster than ``foreach`` on DARLC's 5.8 M parameters
+    (17 -> 5 ms a step, one thread): most of them are the decoder's last layer (main 4.1.5,
+    D-128-256-512-1024-H*W), whose update costs the same whatever the batch size. Fused
+    Adam on the CPU needs torch >= 2.4; older builds raise at construction and get
+    ``foreach``.
+    """
+    groups = list(params)
+    try:
+        return torch.optim.Adam(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(groups, foreach=True, **kwargs)

@@ -48,7 +48,7 @@ from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax as edge_softmax
 from sngep._progress import progress
 
-from sngep.models.darlc._device import resolve_device
+from sngep.models.darlc._device import adam, resolve_device
 
 __all__ = [
     "GATAutoencoder",
@@ -472,7 +472,7 @@ def denoise_gat(
     model = GATAutoencoder(n_genes, hidden, latent, generator=generator).to(dev)
     xt = torch.from_numpy(x).to(dev)
     ei = ei.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
 
     losses: list[float] = []
     model.train()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sngep.models.darlc._device import adam
 from sngep.models.darlc.config import DARLCConfig, resolve_patch_size
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
@@ -680,13 +681,12 @@ def fit(
         bar = progress(
             total=n_pre + cfg.epochs, desc="DARLC", unit="epoch", disable=not show_progress_bar
         )
-        opt = torch.optim.Adam(  # foreach: one kernel per step for the many small tensors
+        opt = adam(
             [
                 {"params": [*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()]},
             ],
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
-            foreach=True,
         )
         clock = time.perf_counter()
         records = pretrain(net, data, opt, bar)
