@@ -330,6 +330,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "joint_lr": None,
     },
     "paper_rec_target": {"rec_target": "raw"},
+    "paper_clr_view": {"clr_view": "full"},
     "paper_head_input": {"head_input": "e"},
     "paper_covariance": {"covariance": "full"},
     # paper Table 4 (one component removed or replaced): the benchmark's switches; the log

@@ -205,3 +205,39 @@ def test_cosine_joint_schedule_anneals_every_group_from_its_joint_lr():
     assert 0 < f[-1] < 0.05
     with pytest.raises(ValueError, match="joint_schedule"):
         DARLCConfig.from_preset("fast", joint_schedule="linear")
+
+
+
+@pytest.mark.parametrize("view", ["full", "masked"])
+def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
+    """clr_view='full' (eq. 9): e encodes the unmasked image in a second online pass;
+    'masked': L_clr reuses the masked pass of L_rec, so pretraining runs one online pass."""
+    from sngep.models.darlc.losses import contrastive_loss
+    from sngep.models.darlc.train import _ssl_loss
+
+    net, data, _ = _tiny_setup(clr_view=view)
+    seen = []  # token counts the online encoder is run on (the target encoder is separate)
+    net.module_i.encoder.register_forward_hook(lambda m, i, o: seen.append(o[0].shape[0]))
+    idx = torch.arange(5)
+    gen_state = data.gen.get_state()
+    rec, clr, feats = _ssl_loss(net, idx, data, features=False)
+    assert feats is None
+    assert len(seen) == (1 if view == "masked" else 2)
+
+    # L_clr is eq. 10 between e of the chosen online view and the target's e of the views
+    data.gen.set_state(gen_state)
+    x = data.x[idx]
+    rec_ref, cls_masked = net.module_i.mae_loss(
+        x, data.cfg.mask_ratio, data.gen, target=data.v[idx], return_cls=True
+    )
+    cls_online = cls_masked if view == "masked" else net.module_i.encoder(x)[0]
+    clr_ref = contrastive_loss(
+        net.module_i.head(cls_online), net.module_i.target_embed(data.v[idx]), tau=data.cfg.tau
+    )
+    torch.testing.assert_close(rec, rec_ref)
+    torch.testing.assert_close(clr, clr_ref)
+
+    # with features the head input is always the unmasked image's
+    rec, clr, feats = _ssl_loss(net, idx, data, features=True)
+    torch.testing.assert_close(feats, net.features(x))
+

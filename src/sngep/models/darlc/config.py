@@ -76,6 +76,9 @@ class DARLCConfig:
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
     pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
+    # e of eq. 9 (L_clr) from the unmasked image ('full', as written) or from the masked
+    # pass that L_rec already runs ('masked': one online encoder pass a step)
+    clr_view: str = "full"
 
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -137,6 +140,7 @@ class DARLCConfig:
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),
+            ("clr_view", ("full", "masked")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),
         ):

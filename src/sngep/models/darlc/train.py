@@ -144,10 +144,12 @@ def _rec_loss(
     data: _Data,
     gen: torch.Generator,
     x: torch.Tensor | None = None,
+    *,
+    return_cls: bool = False,
 ):
     """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``): in the tissue
     only if ``rec_in_tissue``, of the positive views if ``rec_target='view'``, else of the
-    unaugmented images."""
+    unaugmented images. With ``return_cls`` also the masked images' CLS embedding."""
     target = data.v[idx] if data.cfg.rec_target == "view" else data.x[idx]
     return net.module_i.mae_loss(
         data.x[idx] if x is None else x,
@@ -155,31 +157,47 @@ def _rec_loss(
         gen,
         pixel_weight=data.pixel_weight,
         target=target,
+        return_cls=return_cls,
     )
 
 
-def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data):
-    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, head input).
+def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool = True):
+    """L_rec (eq. 7) and L_clr (eq. 10) on one batch; returns (rec, clr, head input), the
+    head input (:meth:`DARLCNet.features` of the unmasked images) only with ``features``.
+
+    ``clr_view='full'`` is eq. 9 as written: e = g(C_O(X)) encodes the unmasked image, a
+    second pass of the online encoder besides the masked one of L_rec. ``'masked'`` reuses
+    the masked pass's CLS for e (one online pass a step; the masked image is the online
+    view, as in masked siamese networks).
 
     With ``pixel_dropout > 0`` the online encoder sees each image with that fraction of its
     pixels set to 0 (the mean of a standardised image), drawn afresh at every step: two
     sparse samplings of one gene must land on the same embedding.
     """
+    cfg = data.cfg
     xb = data.x[idx]
-    if data.cfg.pixel_dropout > 0:
-        keep = (
-            torch.rand(xb.shape, generator=data.gen, device=data.gen.device)
-            >= data.cfg.pixel_dropout
-        )
+    if cfg.pixel_dropout > 0:
+        keep = torch.rand(xb.shape, generator=data.gen, device=data.gen.device) >= cfg.pixel_dropout
         xb = xb * keep.to(xb.device)
-    rec = _rec_loss(net, idx, data, data.gen, x=xb)
-    cls, _ = net.module_i.encoder(xb)
-    e = net.module_i.head(cls)  # eq. 9
-    if data.cfg.use_clr:
-        clr = contrastive_loss(e, net.module_i.target_embed(data.v[idx]), tau=data.cfg.tau)
+    masked = cfg.clr_view == "masked"
+    if masked:
+        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, return_cls=True)
+    else:
+        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb), None
+    cls = None
+    if features or (cfg.use_clr and not masked):
+        cls, _ = net.module_i.encoder(xb)
+    e = None
+    if cfg.use_clr:
+        e = net.module_i.head(cls_masked if masked else cls)  # eq. 9
+        clr = contrastive_loss(e, net.module_i.target_embed(data.v[idx]), tau=cfg.tau)
     else:
         clr = torch.zeros((), device=xb.device)
-    return rec, clr, (e if net.head_input == "e" else cls)
+    if not features:
+        return rec, clr, None
+    if net.head_input == "cls":
+        return rec, clr, cls
+    return rec, clr, (e if e is not None and not masked else net.module_i.head(cls))
 
 
 @torch.no_grad()
@@ -249,7 +267,7 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
         for idx in data.batches():
             if step >= total:
                 break
-            rec, clr, _ = _ssl_loss(net, idx, data)
+            rec, clr, _ = _ssl_loss(net, idx, data, features=False)
             loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -572,7 +572,9 @@ class ModuleI(nn.Module):
         generator: torch.Generator | None = None,
         pixel_weight: torch.Tensor | None = None,
         target: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        *,
+        return_cls: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Masked-image-modelling loss ``L_rec`` of eq. 7.
 
         The encoder sees only the visible tokens; the decoder regenerates the whole padded
@@ -594,10 +596,12 @@ class ModuleI(nn.Module):
             for eq. 7 as written (every pixel of the padded image, padding included).
         target
             ``(B, H, W)`` images to regenerate; ``None``: ``x`` itself (eq. 7).
+        return_cls
+            Also return the CLS embedding of the masked images (``(B, D)``, with gradient).
 
         Returns
         -------
-        Scalar tensor.
+        Scalar tensor, or ``(loss, cls)`` with ``return_cls``.
         """
         cls, ids_masked = self.encoder(x, mask_ratio=mask_ratio, generator=generator)
         if ids_masked is None:
@@ -609,7 +613,7 @@ class ModuleI(nn.Module):
         if pixel_weight is not None:
             weight = self.encoder.patchify(pixel_weight[None].to(pred.dtype))[0]
         loss = masked_patch_loss(pred, target, ids_masked, weight)
-        return loss
+        return (loss, cls) if return_cls else loss
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
