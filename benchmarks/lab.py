@@ -7,7 +7,8 @@ One place to answer "did this change help?" on >= 3 seeds and >= 2 data sets in 
   (``mob``), breast cancer slice 1 top 500 + every family gene (``bc``, slice 2 of the same
   genes for reproducibility), DLPFC 151673 top 500 (``dlpfc``, 151674 for reproducibility);
 * baselines at the same K: Leiden on per-gene standardised images, the squidpy
-  neighbour-average + 1 - Pearson average linkage, k-means on the first 20 PCs;
+  neighbour-average + 1 - Pearson average linkage, k-means on the first 20 PCs, Leiden on
+  the rows of the seeding similarity (``leiden_seedsim``);
 * scores: ARI / NMI against planted truth, gene-family NMI, GO Biological Process pair lift
   and module enrichment (``sngep.metrics``), the overlap of each gene's 10 nearest genes
   between adjacent sections, and cluster sizes.
@@ -238,7 +239,18 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     sq = squidpy_method(case["adata"], k)
     out["squidpy"] = scores(case, sq["labels"])
     save_rep(case, "squidpy", seed, sq["representation"])
+    rows = seed_similarity_rows(case)
+    out["leiden_seedsim"] = scores(case, leiden(rows, k, seed))
+    save_rep(case, "seedsim", seed, rows)
     return out
+
+
+def seed_similarity_rows(case: dict[str, Any]) -> np.ndarray:
+    """The genes described by their rows of the seeding similarity (unit length; what
+    ``cluster_init='seed_similarity'`` starts the mixture from)."""
+    from sngep.models.darlc.train import similarity_rows
+
+    return similarity_rows(case["similarity"])
 
 
 def peers(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
@@ -330,7 +342,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "joint_lr": None,
     },
     "paper_rec_target": {"rec_target": "raw"},
-    "paper_clr_view": {"clr_view": "full"},
     "paper_head_input": {"head_input": "e"},
     "paper_covariance": {"covariance": "full"},
     # paper Table 4 (one component removed or replaced): the benchmark's switches; the log

@@ -207,7 +207,6 @@ def test_cosine_joint_schedule_anneals_every_group_from_its_joint_lr():
         DARLCConfig.from_preset("fast", joint_schedule="linear")
 
 
-
 @pytest.mark.parametrize("view", ["full", "masked"])
 def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
     """clr_view='full' (eq. 9): e encodes the unmasked image in a second online pass;
@@ -241,3 +240,49 @@ def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
     rec, clr, feats = _ssl_loss(net, idx, data, features=True)
     torch.testing.assert_close(feats, net.features(x))
 
+
+def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from sngep.models.darlc.train import similarity_rows
+
+    s = np.array([[1.0, 0.6, -0.2], [0.6, 1.0, 0.3], [-0.2, 0.3, 1.0]])
+    r = similarity_rows(s)
+    want = np.array([[0, 1, 0], [0.6, 0, 0.3], [0, 1, 0]], dtype=float)
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(r, want, rtol=1e-6)
+    np.testing.assert_allclose(similarity_rows(sp.csr_matrix(s)), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="seeding similarity"):
+        similarity_rows(None)
+
+
+def test_seed_similarity_start_partitions_the_genes_by_their_similarity_rows(monkeypatch):
+    """cluster_init='seed_similarity': the mixture starts from Leiden on the rows of S (here
+    three blocks of genes similar within), whatever z holds (noise here)."""
+    import numpy as np
+
+    from sngep.metrics import ari
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.smm import StudentTMixture
+    from sngep.models.darlc.train import init_mixture, similarity_rows
+
+    rng = np.random.default_rng(0)
+    blocks = np.repeat(np.arange(3), 20)
+    s = (blocks[:, None] == blocks[None, :]) * 0.8 + rng.uniform(0, 0.1, (60, 60))
+    s = (s + s.T) / 2
+    z = torch.randn(60, 4, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    smm = StudentTMixture(3, 4, covariance="diag")
+
+    def capture(x, n_iter, init, labels=None, **kw):
+        seen["init"], seen["labels"] = init, np.asarray(labels)
+        return {"log_posterior": [0.0]}
+
+    monkeypatch.setattr(smm, "fit_em", capture)
+    cfg = DARLCConfig.from_preset("fast", cluster_init="seed_similarity")
+    init_mixture(smm, z, cfg, 0, similarity_rows(s))
+    assert seen["init"] == "labels"
+    assert ari(blocks, seen["labels"]) == pytest.approx(1.0)
+    init_mixture(smm, z, DARLCConfig.from_preset("fast"), 0)  # k-means on z: not the blocks
+    assert ari(blocks, seen["labels"]) < 0.5

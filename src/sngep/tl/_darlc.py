@@ -130,7 +130,7 @@ def darlc(
     )
     _warn_if_gpu_preset_on_cpu(preset, model)
     similarity = None
-    if model.config.use_lap:
+    if model.config.needs_similarity:
         if similarity_key not in adata.varp:
             msg = (
                 f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
@@ -167,7 +167,7 @@ def darlc(
             **model.config.to_dict(),
             "preset": preset,
             "images_key": images_key,
-            "similarity_key": similarity_key if model.config.use_lap else "none",
+            "similarity_key": similarity_key if model.config.needs_similarity else "none",
             "random_state": model.random_state,
             "device": str(model.device),
         },

@@ -9,7 +9,7 @@ from typing import Any
 AUGMENTS = ("gat", "gks", None)
 MIXTURES = ("smm", "gmm", None)
 COVARIANCES = ("full", "diag")
-CLUSTER_INITS = ("kmeans", "leiden", "kmeans++")
+CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
 MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
@@ -58,7 +58,9 @@ class DARLCConfig:
     head: str = "mlp"
     em_iter: int = 50
     em_iter_first: int = 200
-    cluster_init: str = "kmeans"  # SMM start: k-means (10 restarts) or Leiden on z, then EM
+    # SMM start, then EM: k-means (10 restarts) or Leiden on z, or Leiden on the rows of the
+    # seeding similarity ('seed_similarity': S informs the initial phase, as L_lap does)
+    cluster_init: str = "kmeans"
     em_restart: bool = False  # also try a fresh k-means++ EM each epoch (train.refit_mixture)
     min_cluster_frac: float = 0.1  # with em_restart: a cluster < frac * N / K genes is invalid
     covariance: str = "full"  # SMM covariances: 'full' (supp. eq. 14-15) or 'diag'
@@ -169,6 +171,11 @@ class DARLCConfig:
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)
+
+    @property
+    def needs_similarity(self) -> bool:
+        """Whether training reads the seeding similarity (L_lap or the mixture start)."""
+        return self.use_lap or self.cluster_init == "seed_similarity"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (h5ad- and checkpoint-friendly: None becomes the string 'none')."""

@@ -118,6 +118,9 @@ class _Data:
     cfg: DARLCConfig
     gen: torch.Generator
     seed: int
+    similarity_rows: np.ndarray | None = (
+        None  # (N, N) unit rows of S, cluster_init='seed_similarity'
+    )
 
     @property
     def n(self) -> int:
@@ -138,6 +141,21 @@ class _Data:
 # --------------------------------------------------------------------------------------
 # shared pieces
 # --------------------------------------------------------------------------------------
+def similarity_rows(similarity: Any) -> np.ndarray:
+    """Each gene's row of the seeding similarity, negatives clipped to 0 and the diagonal
+    zeroed, scaled to unit length: genes described by their similarities to all genes."""
+    import scipy.sparse as sp
+
+    if similarity is None:
+        msg = "cluster_init='seed_similarity' needs the seeding similarity (tl.seed_similarity)"
+        raise ValueError(msg)
+    s = similarity.toarray() if sp.issparse(similarity) else np.array(similarity, dtype=np.float64)
+    s = np.maximum(np.asarray(s, dtype=np.float64), 0.0)
+    np.fill_diagonal(s, 0.0)
+    norm = np.linalg.norm(s, axis=1, keepdims=True)
+    return (s / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
 def _rec_loss(
     net: DARLCNet,
     idx: slice | torch.Tensor,
@@ -289,24 +307,33 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
 # --------------------------------------------------------------------------------------
 # stage 2: cluster initialisation; EM refits in the joint stage
 # --------------------------------------------------------------------------------------
-def init_mixture(smm: StudentTMixture, z: torch.Tensor, cfg: DARLCConfig, seed: int) -> dict:
-    """Start Theta from a partition of z, then MAP-EM.
+def init_mixture(
+    smm: StudentTMixture,
+    z: torch.Tensor,
+    cfg: DARLCConfig,
+    seed: int,
+    similarity_rows: np.ndarray | None = None,
+) -> dict:
+    """Start Theta from a partition, then MAP-EM on z.
 
-    ``cluster_init``: ``'kmeans'`` (a converged k-means, 10 restarts), ``'leiden'`` (Leiden
-    on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
-    resolution gives exactly K) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
+    ``cluster_init``: ``'kmeans'`` (a converged k-means on z, 10 restarts), ``'leiden'``
+    (Leiden on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
+    resolution gives exactly K), ``'seed_similarity'`` (the same Leiden on
+    ``similarity_rows``, each gene's row of the seeding similarity: main 3.3.2 has S inform
+    the initial phase of clustering) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
     selection: the start the issue-10 review found to prefer degenerate fits).
     """
     zn = z.detach().cpu().double().numpy()
     k = smm.n_components
     labels = None
-    if cfg.cluster_init == "leiden":
+    if cfg.cluster_init in ("leiden", "seed_similarity"):
         from sngep.tl._gene_leiden import leiden_labels
 
-        found, _ = leiden_labels(zn, n_clusters=k, random_state=seed)
+        rep = similarity_rows if cfg.cluster_init == "seed_similarity" else zn
+        found, _ = leiden_labels(rep, n_clusters=k, random_state=seed)
         codes = np.unique(found, return_inverse=True)[1]
         labels = codes if codes.max() + 1 == k else None
-    if cfg.cluster_init in ("kmeans", "leiden") and labels is None:
+    if cfg.cluster_init in ("kmeans", "leiden", "seed_similarity") and labels is None:
         from sklearn.cluster import KMeans
 
         labels = KMeans(k, n_init=10, random_state=seed).fit_predict(zn)
@@ -588,7 +615,7 @@ def joint_epoch(
     labels, q_all = None, None
     if net.smm is not None:
         if labels_prev is None:
-            em = init_mixture(net.smm, z_all, cfg, data.seed)
+            em = init_mixture(net.smm, z_all, cfg, data.seed, data.similarity_rows)
         else:
             em = refit_mixture(net.smm, z_all, cfg, labels_prev, data.seed + epoch)
         stats["em_log_posterior"] = float(em["log_posterior"])
@@ -624,7 +651,7 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
     if initialised:
         net.smm.fit_em(z_all, n_iter=data.cfg.em_iter, init="current")
     else:
-        init_mixture(net.smm, z_all, data.cfg, data.seed)
+        init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -694,6 +721,8 @@ def fit(
             gen=torch.Generator(device).manual_seed(random_state),
             seed=int(random_state),
         )
+        if cfg.cluster_init == "seed_similarity":
+            data.similarity_rows = similarity_rows(similarity)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
         bar = progress(
