@@ -59,7 +59,8 @@ def darlc(
         ``.varm`` key of the images.
     similarity_key
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
-        the Laplacian loss; needed unless ``use_lap=False``.
+        the Laplacian loss (needed unless ``use_lap=False``) and, where present, to start the
+        mixture (``cluster_init='seed_similarity'``, the default preset's).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the
@@ -129,9 +130,9 @@ def darlc(
         k, preset=preset, device=device, random_state=random_state, **given, **options
     )
     _warn_if_gpu_preset_on_cpu(preset, model)
-    similarity = None
-    if model.config.needs_similarity:
-        if similarity_key not in adata.varp:
+    similarity = adata.varp.get(similarity_key)  # also starts the mixture (cluster_init)
+    if model.config.use_lap:
+        if similarity is None:
             msg = (
                 f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
                 "(the Laplacian loss needs it) or pass use_lap=False"
@@ -167,7 +168,7 @@ def darlc(
             **model.config.to_dict(),
             "preset": preset,
             "images_key": images_key,
-            "similarity_key": similarity_key if model.config.needs_similarity else "none",
+            "similarity_key": similarity_key if similarity is not None else "none",
             "random_state": model.random_state,
             "device": str(model.device),
         },

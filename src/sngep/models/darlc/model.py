@@ -103,11 +103,8 @@ class DARLC:
             raise ValueError(msg)
         if mask is None:
             mask = np.ones(images.shape[1:], dtype=bool)
-        if self.config.needs_similarity and similarity is None:
-            msg = (
-                "use_lap=True and cluster_init='seed_similarity' need the seeding similarity "
-                "(sngep.tl.seed_similarity); or pass use_lap=False"
-            )
+        if self.config.use_lap and similarity is None:
+            msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
         x = normalise_images(images, mask)
         t_views = time.perf_counter()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sngep import _logging as logg
 from sngep.models.darlc._device import adam
 from sngep.models.darlc.config import DARLCConfig, resolve_patch_size
 from sngep.models.darlc.losses import (
@@ -320,7 +321,7 @@ def init_mixture(
     (Leiden on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
     resolution gives exactly K), ``'seed_similarity'`` (the same Leiden on
     ``similarity_rows``, each gene's row of the seeding similarity: main 3.3.2 has S inform
-    the initial phase of clustering) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
+    the initial phase of clustering; k-means on z without it) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
     selection: the start the issue-10 review found to prefer degenerate fits).
     """
     zn = z.detach().cpu().double().numpy()
@@ -330,9 +331,10 @@ def init_mixture(
         from sngep.tl._gene_leiden import leiden_labels
 
         rep = similarity_rows if cfg.cluster_init == "seed_similarity" else zn
-        found, _ = leiden_labels(rep, n_clusters=k, random_state=seed)
-        codes = np.unique(found, return_inverse=True)[1]
-        labels = codes if codes.max() + 1 == k else None
+        if rep is not None:
+            found, _ = leiden_labels(rep, n_clusters=k, random_state=seed)
+            codes = np.unique(found, return_inverse=True)[1]
+            labels = codes if codes.max() + 1 == k else None
     if cfg.cluster_init in ("kmeans", "leiden", "seed_similarity") and labels is None:
         from sklearn.cluster import KMeans
 
@@ -722,7 +724,13 @@ def fit(
             seed=int(random_state),
         )
         if cfg.cluster_init == "seed_similarity":
-            data.similarity_rows = similarity_rows(similarity)
+            if similarity is None:
+                logg.warning(
+                    "cluster_init='seed_similarity' without a seeding similarity: the mixture "
+                    "starts from k-means on z (run sngep.tl.seed_similarity to use it)"
+                )
+            else:
+                data.similarity_rows = similarity_rows(similarity)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
         bar = progress(
