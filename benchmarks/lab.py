@@ -229,6 +229,8 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
 
     from benchmarks.peers import squidpy_method
 
+    from sngep.models.darlc.train import similarity_rows
+
     k = case["k"]
     x = std_flat(case["images"], case["mask"])
     out = {}
@@ -239,18 +241,10 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     sq = squidpy_method(case["adata"], k)
     out["squidpy"] = scores(case, sq["labels"])
     save_rep(case, "squidpy", seed, sq["representation"])
-    rows = seed_similarity_rows(case)
+    rows = similarity_rows(case["similarity"])  # what cluster_init='seed_similarity' reads
     out["leiden_seedsim"] = scores(case, leiden(rows, k, seed))
     save_rep(case, "seedsim", seed, rows)
     return out
-
-
-def seed_similarity_rows(case: dict[str, Any]) -> np.ndarray:
-    """The genes described by their rows of the seeding similarity (unit length; what
-    ``cluster_init='seed_similarity'`` starts the mixture from)."""
-    from sngep.models.darlc.train import similarity_rows
-
-    return similarity_rows(case["similarity"])
 
 
 def peers(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:

@@ -131,14 +131,12 @@ def darlc(
     )
     _warn_if_gpu_preset_on_cpu(preset, model)
     similarity = adata.varp.get(similarity_key)  # also starts the mixture (cluster_init)
-    if model.config.use_lap:
-        if similarity is None:
-            msg = (
-                f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
-                "(the Laplacian loss needs it) or pass use_lap=False"
-            )
-            raise KeyError(msg)
-        similarity = adata.varp[similarity_key]
+    if model.config.use_lap and similarity is None:
+        msg = (
+            f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
+            "(the Laplacian loss needs it) or pass use_lap=False"
+        )
+        raise KeyError(msg)
 
     empty = ~np.any(images[:, mask] != 0, axis=1)
     if empty.any():

@@ -119,9 +119,8 @@ class _Data:
     cfg: DARLCConfig
     gen: torch.Generator
     seed: int
-    similarity_rows: np.ndarray | None = (
-        None  # (N, N) unit rows of S, cluster_init='seed_similarity'
-    )
+    # (N, N) unit rows of S for cluster_init='seed_similarity'
+    similarity_rows: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -150,8 +149,8 @@ def similarity_rows(similarity: Any) -> np.ndarray:
     if similarity is None:
         msg = "cluster_init='seed_similarity' needs the seeding similarity (tl.seed_similarity)"
         raise ValueError(msg)
-    s = similarity.toarray() if sp.issparse(similarity) else np.array(similarity, dtype=np.float64)
-    s = np.maximum(np.asarray(s, dtype=np.float64), 0.0)
+    s = similarity.toarray() if sp.issparse(similarity) else similarity
+    s = np.maximum(np.asarray(s, dtype=np.float64), 0.0)  # a new array: the input is kept
     np.fill_diagonal(s, 0.0)
     norm = np.linalg.norm(s, axis=1, keepdims=True)
     return (s / np.where(norm > 0, norm, 1.0)).astype(np.float32)
@@ -321,8 +320,9 @@ def init_mixture(
     (Leiden on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
     resolution gives exactly K), ``'seed_similarity'`` (the same Leiden on
     ``similarity_rows``, each gene's row of the seeding similarity: main 3.3.2 has S inform
-    the initial phase of clustering; k-means on z without it) or ``'kmeans++'`` (our k-means++, 3 starts, MAP-score
-    selection: the start the issue-10 review found to prefer degenerate fits).
+    the initial phase of clustering; k-means on z without it) or ``'kmeans++'`` (our
+    k-means++, 3 starts, MAP-score selection: the start the issue-10 review found to prefer
+    degenerate fits).
     """
     zn = z.detach().cpu().double().numpy()
     k = smm.n_components
