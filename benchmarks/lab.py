@@ -96,7 +96,7 @@ def _real(name: str) -> dict[str, Any]:
 
     import sngep
     from benchmarks._common import prepared_dlpfc
-    from benchmarks.run import _dlpfc_symbols
+    from benchmarks.prepare import dlpfc_symbols
 
     if name == "mob":
         adata = sngep.datasets.mouse_olfactory_bulb()
@@ -128,7 +128,7 @@ def _real(name: str) -> dict[str, Any]:
         sngep.pp.spatial_genes(adata, n_top=500, subset=True)
         pair = [adata, other[:, adata.var_names].copy()]
         for a in pair:
-            a.var["symbol"] = _dlpfc_symbols(a.var_names)
+            a.var["symbol"] = dlpfc_symbols(a.var_names)
     else:
         msg = f"unknown case {name!r}"
         raise ValueError(msg)
@@ -238,6 +238,9 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     save_rep(case, "std", seed, x)
     pcs = PCA(min(20, x.shape[0] - 1), random_state=seed).fit_transform(x)
     out["kmeans_pca20"] = scores(case, KMeans(k, n_init=10, random_state=seed).fit_predict(pcs))
+    # a linear 64-dimensional compression of the same images (X_darlc's width), to read
+    # the cross-section 10-NN overlap of a 64-dimensional embedding against
+    save_rep(case, "std_pca64", seed, PCA(min(64, x.shape[0] - 1), random_state=seed).fit_transform(x))
     sq = squidpy_method(case["adata"], k)
     out["squidpy"] = scores(case, sq["labels"])
     save_rep(case, "squidpy", seed, sq["representation"])
