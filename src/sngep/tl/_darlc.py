@@ -40,7 +40,7 @@ def darlc(
     """Embed and cluster gene images with DARLC (Li et al., ACM MM 2024).
 
     Three stages, each with its own length: the GAT denoiser makes the positive views
-    (``gat_epochs``); Module I (masked image modelling + contrastive learning, ViT encoder)
+    (``gat_epochs`` optimiser steps); Module I (masked image modelling + contrastive learning, ViT encoder)
     is pretrained (``pretrain_steps`` optimiser steps, or ``pretrain_epochs`` epochs); then
     Module I, the projection head and a Student's t mixture are trained jointly (at most
     ``epochs`` epochs, Algorithm 1 of the paper), stopping early once fewer than the preset's
@@ -65,8 +65,8 @@ def darlc(
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the
         default's model with a short schedule, for tests and demos) or ``'paper'`` (the
-        paper's text: ViT 4 blocks x 4 heads on 4 x 4 patches, 50 + 50 epochs, GAT C-512-30
-        trained 1000 epochs; a GPU configuration, hours on a CPU).
+        paper's text: ViT 4 blocks x 4 heads on 4 x 4 patches, 50 + 50 epochs, GAT 1-512-30
+        on each image trained 1000 steps; a GPU configuration, hours on a CPU).
     gat_epochs, pretrain_steps, pretrain_epochs, epochs, batch_size
         Override the preset's stage lengths and batch size. ``pretrain_epochs`` counts
         epochs of mini-batches and replaces the preset's step budget.
@@ -85,7 +85,9 @@ def darlc(
         Work on a copy and return it.
     **options
         Any other :class:`~sngep.models.darlc.config.DARLCConfig` field, e.g. the switches
-        of paper Table 4: ``use_clr`` (bool), ``augment`` (``'gat'``, ``'gks'``, ``None``),
+        of paper Table 4: ``use_clr`` (bool), ``augment`` (``'gat'``: the GAT of main 3.2.1
+        on each gene image's pixel graph; ``'gat_spots'``: STAGATE's spot graph with every
+        gene as a feature; ``'gks'``: Gaussian kernel smoothing; ``None``),
         ``mixture`` (``'smm'``, ``'gmm'``, ``None``), ``use_lap``, ``use_size``.
 
     Returns

@@ -9,6 +9,7 @@ import torch
 
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.gat import denoise_gat, denoise_gks, spot_graph
+from sngep.models.darlc.gat_image import denoise_gat_images
 
 
 def make_views(
@@ -22,11 +23,16 @@ def make_views(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Denoised images, one per input image, and a small history dict.
 
-    ``augment='gat'``: the graph-attention auto-encoder is trained once on the spot graph
-    (nodes = in-tissue pixels, features = all genes; edges join pixels within
-    ``gat_radius``, i.e. the 8-neighbourhood by default, which contains the 6 hex neighbours
-    of a Visium spot after the pixel mapping of :func:`sngep.pp.gene_images`), and its
-    reconstruction is scattered back onto the grid (eq. 5). ``'gks'``: Gaussian kernel
+    The pixel graph joins in-tissue pixels within ``gat_radius`` (the 8-neighbourhood by
+    default, which contains the 6 hex neighbours of a Visium spot after the pixel mapping of
+    :func:`sngep.pp.gene_images`).
+
+    ``augment='gat'`` (main 3.2.1 as written): one graph per image, its pixels' values as
+    node features (C = 1); the auto-encoder's weights are shared by all images and trained
+    on random batches of them, then applied to each image (eq. 5;
+    :mod:`sngep.models.darlc.gat_image`). ``'gat_spots'`` (STAGATE's reading): one graph
+    of the spots with every gene as a node feature, trained once; its reconstruction,
+    scattered back onto the grid, gives every gene's view. ``'gks'``: Gaussian kernel
     smoothing inside the tissue (ablation of Table 4). ``None``: the raw images themselves.
     """
     images = np.asarray(images, dtype=np.float32)
@@ -34,11 +40,23 @@ def make_views(
         return images.copy(), {}
     if config.augment == "gks":
         return denoise_gks(images, mask, sigma=config.gks_sigma).astype(np.float32), {}
-    coords = np.argwhere(mask).astype(np.float64)
-    edge_index = spot_graph(coords, method="radius", radius=config.gat_radius)
-    x = images[:, mask].T  # (n_spots, n_genes)
+    if config.augment == "gat":
+        views, history = denoise_gat_images(
+            images,
+            mask,
+            radius=config.gat_radius,
+            hidden=config.gat_hidden,
+            latent=config.gat_latent,
+            steps=config.gat_epochs,
+            lr=config.gat_lr,
+            device=device,
+            random_state=random_state,
+            show_progress_bar=show_progress_bar,
+        )
+        return views, {"gat_loss": history["loss"], "denoiser": history["model"]}
+    edge_index = spot_graph(np.argwhere(mask).astype(np.float64), method="radius", radius=config.gat_radius)
     recon, history = denoise_gat(
-        x,
+        images[:, mask].T,  # (n_spots, n_genes)
         edge_index,
         hidden=config.gat_hidden,
         latent=config.gat_latent,
@@ -52,3 +70,4 @@ def make_views(
     views = np.zeros_like(images)  # re-standardised by the caller
     views[:, mask] = np.asarray(recon, dtype=np.float32).T
     return views, {"gat_loss": list(map(float, history.get("loss", [])))}
+
