@@ -106,3 +106,35 @@ def test_kl_alone_moves_the_encoder(data):
     assert all(
         q.grad is None or float(q.grad.abs().sum()) == 0 for q in net.module_i.encoder.parameters()
     )
+
+
+@pytest.mark.parametrize("augment", ["gat", "gks"])
+def test_view_input_embeds_new_images_through_the_denoiser(data, tmp_path, augment):
+    """encoder_input='view': Module I reads denoised images, for new images too."""
+    images, mask, sim, names = data
+    m = DARLC(3, **FAST, augment=augment, encoder_input="view").fit(
+        images, mask=mask, similarity=sim, var_names=names, show_progress_bar=False
+    )
+    assert (m.denoiser_ is not None) == (augment == "gat")
+    np.testing.assert_allclose(m.embed(images), m.embedding_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(m.embed(images, views=m.views_), m.embedding_, rtol=1e-5, atol=1e-5)
+    # the views, not the raw images, are what Module I reads
+    raw = DARLC(3, **FAST, augment=augment).fit(
+        images, mask=mask, similarity=sim, show_progress_bar=False
+    )
+    assert not np.allclose(raw.embedding_, m.embedding_)
+    m.save(tmp_path / "v.pt")
+    back = DARLC.load(tmp_path / "v.pt")
+    np.testing.assert_allclose(back.embed(images), m.embedding_, rtol=1e-5, atol=1e-5)
+
+
+def test_view_input_with_spot_gat_needs_views_for_new_images(data):
+    images, mask, sim, _ = data
+    m = DARLC(3, **FAST, augment="gat_spots", encoder_input="view").fit(
+        images, mask=mask, similarity=sim, show_progress_bar=False
+    )
+    with pytest.raises(ValueError, match="cannot denoise new images"):
+        m.embed(images)
+    np.testing.assert_allclose(m.embed(images, views=m.views_), m.embedding_, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="views must have"):
+        m.embed(images, views=m.views_[:2])

@@ -81,6 +81,10 @@ class DARLCConfig:
     # e of eq. 9 (L_clr) from the unmasked image ('full', as written) or from the masked
     # pass that L_rec already runs ('masked': one online encoder pass a step)
     clr_view: str = "full"
+    # what Module I reads: the raw images (main 3.2.2: eq. 6 masks X_i, eq. 9 encodes X_i)
+    # or their denoised views ('view': the masked view regenerates the view, the online
+    # contrastive branch and z read the view; new images are denoised before embedding)
+    encoder_input: str = "raw"
 
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -147,6 +151,7 @@ class DARLCConfig:
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),
             ("clr_view", ("full", "masked")),
+            ("encoder_input", ("raw", "view")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),
         ):

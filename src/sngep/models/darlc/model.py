@@ -14,7 +14,7 @@ import torch
 from sngep.models.darlc._device import resolve_device
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.train import DARLCNet, embed_all, fit, normalise_images
-from sngep.models.darlc.views import make_views
+from sngep.models.darlc.views import denoise_new, make_views
 
 _FORMAT = 1
 
@@ -45,6 +45,9 @@ class DARLC:
         ``(N,)`` hard cluster labels.
     views_
         The denoised positive views used for contrastive learning.
+    denoiser_
+        The trained per-image GAT (``augment='gat'``), which smooths new images for
+        :meth:`embed` when ``encoder_input='view'``; ``None`` otherwise.
     history_
         Per-epoch loss terms and label change.
     summary_
@@ -73,6 +76,7 @@ class DARLC:
         self.image_shape: tuple[int, int] | None = None
         self.history_: dict[str, list[float]] = {}
         self.summary_: dict[str, Any] = {}
+        self.denoiser_ = None
 
     # ------------------------------------------------------------------ training
     def fit(
@@ -108,8 +112,9 @@ class DARLC:
             raise ValueError(msg)
         x = normalise_images(images, mask)
         t_views = time.perf_counter()
+        self.denoiser_ = None
         if views is None:
-            views, _ = make_views(
+            views, info = make_views(
                 x,
                 mask,
                 self.config,
@@ -118,11 +123,12 @@ class DARLC:
                 show_progress_bar=show_progress_bar,
             )
             views = normalise_images(views, mask)
+            self.denoiser_ = info.get("denoiser")
         else:
             views = normalise_images(np.asarray(views, dtype=np.float32), mask)
         t_views = time.perf_counter() - t_views
         self.net, self.history_, self.summary_ = fit(
-            x,
+            views if self.config.encoder_input == "view" else x,
             views,
             self.config,
             n_clusters=self.n_clusters,
@@ -137,7 +143,7 @@ class DARLC:
         self.image_shape = tuple(int(s) for s in images.shape[1:])
         self.mask = np.asarray(mask, dtype=bool)
         self.var_names = None if var_names is None else [str(v) for v in var_names]
-        self.embedding_ = self.embed(images)
+        self.embedding_ = self._embed_normalised(views if self.config.encoder_input == "view" else x)
         self.centers_ = None
         if self.net.smm is None:
             from sklearn.cluster import KMeans
@@ -157,9 +163,15 @@ class DARLC:
             raise RuntimeError(msg)
         return self.net
 
-    def embed(self, images: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-        """Z (eq. 12) for ``(N, H, W)`` images of the training shape; no retraining."""
-        net = self._check_fitted()
+    def embed(
+        self, images: np.ndarray, *, views: np.ndarray | None = None, batch_size: int = 512
+    ) -> np.ndarray:
+        """Z (eq. 12) for ``(N, H, W)`` images of the training shape; no retraining.
+
+        With ``encoder_input='view'`` Module I reads denoised images: ``views`` if given,
+        else the images smoothed by the trained denoiser (``augment='gat'`` or ``'gks'``).
+        """
+        self._check_fitted()
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 3 or tuple(images.shape[1:]) != self.image_shape:
             msg = f"images must be (N, {self.image_shape[0]}, {self.image_shape[1]}), got {images.shape}"
@@ -167,8 +179,20 @@ class DARLC:
         if not np.all(np.isfinite(images)):
             msg = "images contain NaN or infinite values"
             raise ValueError(msg)
-        x = torch.as_tensor(normalise_images(images, self.mask), device=self.device)
-        return embed_all(net, x, batch_size).cpu().numpy().astype(np.float32)
+        x = normalise_images(images, self.mask)
+        if self.config.encoder_input == "view":
+            if views is None:
+                views = denoise_new(x, self.mask, self.config, getattr(self, "denoiser_", None))
+            elif np.shape(views) != images.shape:
+                msg = f"views must have the images' shape {images.shape}, got {np.shape(views)}"
+                raise ValueError(msg)
+            x = normalise_images(np.asarray(views, dtype=np.float32), self.mask)
+        return self._embed_normalised(x, batch_size)
+
+    def _embed_normalised(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        net = self._check_fitted()
+        xt = torch.as_tensor(x, device=self.device)
+        return embed_all(net, xt, batch_size).cpu().numpy().astype(np.float32)
 
     def _soft(self, z: np.ndarray) -> np.ndarray:
         net = self._check_fitted()
@@ -218,6 +242,7 @@ class DARLC:
                 "centers": self.centers_,
                 "history": self.history_,
                 "summary": self.summary_,
+                "denoiser": _denoiser_state(getattr(self, "denoiser_", None)),
             },
             Path(path),
         )
@@ -256,4 +281,22 @@ class DARLC:
         net = DARLCNet(model.image_shape, config, model.n_clusters)
         net.load_state_dict(ckpt["state_dict"])
         model.net = net.to(model.device).eval()
+        model.denoiser_ = _load_denoiser(ckpt.get("denoiser"))
         return model
+
+
+def _denoiser_state(denoiser: Any) -> dict[str, Any] | None:
+    if denoiser is None:
+        return None
+    state = {k: v.detach().cpu() for k, v in denoiser.state_dict().items()}
+    return {"hidden": denoiser.hidden, "latent": denoiser.latent, "state_dict": state}
+
+
+def _load_denoiser(saved: dict[str, Any] | None):
+    if saved is None:
+        return None
+    from sngep.models.darlc.gat_image import ImageGAT
+
+    denoiser = ImageGAT(saved["hidden"], saved["latent"])
+    denoiser.load_state_dict(saved["state_dict"])
+    return denoiser.eval()

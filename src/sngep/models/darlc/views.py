@@ -9,7 +9,7 @@ import torch
 
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.gat import denoise_gat, denoise_gks, spot_graph
-from sngep.models.darlc.gat_image import denoise_gat_images
+from sngep.models.darlc.gat_image import ImageGAT, apply_gat_images, denoise_gat_images
 
 
 def make_views(
@@ -71,3 +71,24 @@ def make_views(
     views[:, mask] = np.asarray(recon, dtype=np.float32).T
     return views, {"gat_loss": list(map(float, history.get("loss", [])))}
 
+
+def denoise_new(
+    images: np.ndarray, mask: np.ndarray, config: DARLCConfig, denoiser: ImageGAT | None
+) -> np.ndarray:
+    """Views of images the model was not trained on, by the trained denoiser (eq. 5).
+
+    Possible for ``augment='gat'`` (the per-image network is shared by all images), ``'gks'``
+    and ``None``; STAGATE's ``'gat_spots'`` reconstructs the genes it was trained on only.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if config.augment is None:
+        return images.copy()
+    if config.augment == "gks":
+        return denoise_gks(images, mask, sigma=config.gks_sigma).astype(np.float32)
+    if config.augment == "gat" and denoiser is not None:
+        return apply_gat_images(denoiser, images, mask, radius=config.gat_radius)
+    msg = (
+        f"augment={config.augment!r} cannot denoise new images; pass their views "
+        "(views=...) or train with augment='gat' or 'gks'"
+    )
+    raise ValueError(msg)
