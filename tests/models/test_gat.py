@@ -20,15 +20,6 @@ from sngep.models.darlc.gat import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine is small and shared: one intra-op thread avoids OpenMP oversubscription
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _neighbours(edge_index, n):
     nb = {i: set() for i in range(n)}
     for s, t in edge_index.T.tolist():

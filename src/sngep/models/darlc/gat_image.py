@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sngep._progress import progress
-from sngep.models.darlc._device import adam
+from sngep.models.darlc._device import adam, resolve_device
 from sngep.models.darlc.gat import _GAIN, _seed
 
 __all__ = ["ImageGAT", "PixelGrid", "apply_gat_images", "denoise_gat_images"]
@@ -195,7 +195,7 @@ def denoise_gat_images(
     lr, weight_decay, gradient_clipping
         Adam settings and gradient-norm clipping (STAGATE's).
     device
-        Torch device.
+        Torch device, or ``"auto"`` (CUDA when available, else CPU).
     random_state
         Seed of the initialisation and of the batch order (local generators only).
     show_progress_bar
@@ -220,7 +220,7 @@ def denoise_gat_images(
         msg = f"need steps >= 0 and batch_size >= 1 (integers), got {steps!r}, {batch_size!r}"
         raise ValueError(msg)
     n_img = x.shape[0]
-    dev = torch.device(device)
+    dev = resolve_device(device)
     grid = PixelGrid(mask, radius, device=dev)
     seed = _seed(random_state)
     model = ImageGAT(hidden, latent, generator=torch.Generator().manual_seed(seed)).to(dev)

@@ -127,8 +127,9 @@ class DARLC:
         else:
             views = normalise_images(np.asarray(views, dtype=np.float32), mask)
         t_views = time.perf_counter() - t_views
+        encoder_x = views if self.config.encoder_input == "view" else x
         self.net, self.history_, self.summary_ = fit(
-            views if self.config.encoder_input == "view" else x,
+            encoder_x,
             views,
             self.config,
             n_clusters=self.n_clusters,
@@ -143,7 +144,7 @@ class DARLC:
         self.image_shape = tuple(int(s) for s in images.shape[1:])
         self.mask = np.asarray(mask, dtype=bool)
         self.var_names = None if var_names is None else [str(v) for v in var_names]
-        self.embedding_ = self._embed_normalised(views if self.config.encoder_input == "view" else x)
+        self.embedding_ = self._embed_normalised(encoder_x)
         self.centers_ = None
         if self.net.smm is None:
             from sklearn.cluster import KMeans
@@ -182,7 +183,7 @@ class DARLC:
         x = normalise_images(images, self.mask)
         if self.config.encoder_input == "view":
             if views is None:
-                views = denoise_new(x, self.mask, self.config, getattr(self, "denoiser_", None))
+                views = denoise_new(x, self.mask, self.config, self.denoiser_)
             elif np.shape(views) != images.shape:
                 msg = f"views must have the images' shape {images.shape}, got {np.shape(views)}"
                 raise ValueError(msg)
@@ -242,7 +243,7 @@ class DARLC:
                 "centers": self.centers_,
                 "history": self.history_,
                 "summary": self.summary_,
-                "denoiser": _denoiser_state(getattr(self, "denoiser_", None)),
+                "denoiser": _denoiser_state(self.denoiser_),
             },
             Path(path),
         )
