@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import RESULTS, SCRATCH, zscore_rows
+from benchmarks.scores import knn_overlap
 from benchmarks.run import ABLATIONS
 from benchmarks.scores import leiden_labels as leiden
 
@@ -160,17 +161,6 @@ def _family(symbol: str) -> str:
     return "other"
 
 
-def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = 10, metric: str = "euclidean") -> float:
-    """Mean overlap of each row's k nearest rows in two representations of the same genes."""
-    from sklearn.neighbors import NearestNeighbors
-
-    def nn(x):
-        return NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(x).kneighbors(x)[1][:, 1:]
-
-    na, nb = nn(a), nn(b)
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb, strict=True)]))
-
-
 def std_flat(images: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return zscore_rows(images[:, mask])
 
@@ -212,13 +202,14 @@ def save_rep(case: dict[str, Any], tag: str, seed: int, rep: np.ndarray) -> None
     np.save(LAB / "reps" / f"{case['name']}__{tag}__s{seed}.npy", np.asarray(rep, np.float32))
 
 
-def cross(name: str, tag: str, seed: int) -> float | None:
-    """10-NN overlap of ``tag``'s representation between ``name`` and ``name + '2'``."""
+def cross(name: str, tag: str, seed: int, drop_hubs: bool = False) -> float | None:
+    """10-NN overlap of ``tag``'s representation between ``name`` and ``name + '2'``
+    (``drop_hubs``: neighbours drawn from the genes that are a hub on neither section)."""
     a = LAB / "reps" / f"{name}__{tag}__s{seed}.npy"
     b = LAB / "reps" / f"{name}2__{tag}__s{seed}.npy"
     if not (a.exists() and b.exists()):
         return None
-    return knn_overlap(np.load(a), np.load(b))
+    return knn_overlap(np.load(a), np.load(b), drop_hubs=drop_hubs)
 
 
 # --------------------------------------------------------------------------------------
@@ -385,7 +376,7 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
         synthetic = case.startswith("syn")
         score_cols = ["ARI", "NMI"] if synthetic else ["go_lift", "go_frac", "fam_NMI"]
         cols = [*score_cols, *[f"emb {c}" for c in score_cols], "min size", "max frac",
-                "stopped by tol", "knn10 cross", "wall s", "seeds"]
+                "stopped by tol", "knn10 cross", "knn10 cross, no hubs", "wall s", "seeds"]
         rows = []
         base: dict[str, dict[int, dict]] = {}
         for r in recs:
@@ -399,7 +390,8 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
             cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
             tag = "std" if method == "leiden_std" else method
             knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
-            cells += ["", _mean_sd(knn), "", str(len(vals))]
+            nohub = [cross(case, tag, sd, True) for sd in by_seed] if not synthetic else []
+            cells += ["", _mean_sd(knn), _mean_sd(nohub), "", str(len(vals))]
             rows.append([f"baseline: {method}", *cells])
         for tag in tags:
             by_seed = {}
@@ -415,7 +407,9 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
             cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
             n_tol = sum(v.get("summary", {}).get("stop_reason") == "tol" for v in vals)
             knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
-            cells += [f"{n_tol}/{len(vals)}", _mean_sd(knn), _mean_sd([v["wall_s"] for v in vals])]
+            nohub = [cross(case, tag, sd, True) for sd in by_seed] if not synthetic else []
+            cells += [f"{n_tol}/{len(vals)}", _mean_sd(knn), _mean_sd(nohub)]
+            cells += [_mean_sd([v["wall_s"] for v in vals])]
             cells += [str(len(vals))]
             rows.append([f"DARLC {tag}", *cells])
         out.append(f"### {case}\n")
@@ -449,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds if args.what != "prep" else [0]:
             if args.what == "cross":
                 for tag in args.tag.split(","):
-                    print(name, seed, tag, "knn10 cross-section", cross(name, tag, seed))
+                    print(name, seed, tag, "knn10 cross-section", cross(name, tag, seed),
+                          "hubs dropped", cross(name, tag, seed, True))
                 continue
             case = load_case(name, seed if name.startswith("syn") else 0)
             if args.what == "prep":

@@ -281,22 +281,55 @@ def shuffled(labels, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).permutation(np.asarray(labels))
 
 
-def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = KNN) -> float:
-    """Mean overlap of each gene's ``k`` nearest genes (Euclidean) in two representations of
-    the same genes (rows), e.g. one per tissue section. Chance is ``k / (n - 1)``; 1 means
-    identical neighbourhoods. K-free and blind to cluster sizes."""
+HUB_FRAC = 0.05  # the genes most often among the others' nearest: the "hubs"
+
+
+def _knn(x: np.ndarray, k: int, candidates: np.ndarray | None = None) -> np.ndarray:
+    """Each row's ``k`` nearest rows (Euclidean, itself excluded), drawn from ``candidates``."""
     from sklearn.neighbors import NearestNeighbors
 
+    pool = np.arange(len(x)) if candidates is None else np.asarray(candidates)
+    idx = NearestNeighbors(n_neighbors=min(k + 1, len(pool))).fit(x[pool]).kneighbors(x)[1]
+    found = pool[idx]
+    own = found == np.arange(len(x))[:, None]
+    # drop each row's own index where it appears, else the farthest of the k + 1
+    keep = np.where(own.any(1)[:, None], ~own, np.arange(found.shape[1]) < k)
+    return found[keep].reshape(len(x), -1)[:, :k]
+
+
+def hubs(x: np.ndarray, k: int = KNN, frac: float = HUB_FRAC) -> tuple[np.ndarray, float]:
+    """The ``frac`` of genes that occur most often in the other genes' ``k`` nearest genes,
+    and the share of all nearest-gene slots they take (``frac`` when nothing is a hub).
+
+    High-dimensional representations have hubs (Radovanovic et al., JMLR 2010): a few
+    points near the centre of the cloud are everybody's neighbour. On DLPFC 151673 (500
+    genes, standardised images) 25 genes fill 75 % of the 10-nearest-gene lists."""
+    x = np.asarray(x, dtype=np.float64)
+    k = min(k, x.shape[0] - 1)
+    occ = np.bincount(_knn(x, k).ravel(), minlength=len(x))
+    n_hub = max(1, round(frac * len(x)))
+    top = np.argsort(-occ, kind="stable")[:n_hub]
+    return np.sort(top), float(occ[top].sum() / occ.sum())
+
+
+def knn_overlap(a: np.ndarray, b: np.ndarray, k: int = KNN, *, drop_hubs: bool = False) -> float:
+    """Mean overlap of each gene's ``k`` nearest genes (Euclidean) in two representations of
+    the same genes (rows), e.g. one per tissue section. Chance is ``k / (n - 1)``; 1 means
+    identical neighbourhoods. K-free and blind to cluster sizes.
+
+    ``drop_hubs``: the neighbours are drawn from the genes that are a hub (:func:`hubs`) in
+    neither representation, so that a few genes in everybody's list, the same on both
+    sections, cannot carry the score; every gene is still scored."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape[0] != b.shape[0]:
         msg = f"different numbers of genes: {a.shape[0]} and {b.shape[0]}"
         raise ValueError(msg)
     k = min(k, a.shape[0] - 1)
-
-    def nn(x: np.ndarray) -> np.ndarray:
-        return NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)[1][:, 1:]
-
-    na, nb = nn(a), nn(b)
+    pool = None
+    if drop_hubs:
+        pool = np.setdiff1d(np.arange(len(a)), np.union1d(hubs(a, k)[0], hubs(b, k)[0]))
+        k = min(k, len(pool) - 1)
+    na, nb = _knn(a, k, pool), _knn(b, k, pool)
     return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(na, nb, strict=True)]))
 
 

@@ -56,6 +56,32 @@ def test_knn_overlap_identity_and_chance():
     assert chance == pytest.approx(scores.knn_chance(300), abs=0.015)
 
 
+def test_hubs_found_and_dropped_from_the_overlap():
+    """Genes at the centre of a high-dimensional cloud are everybody's nearest gene; two
+    sections that share only those hubs overlap well unless the hubs are dropped."""
+    rng = np.random.default_rng(0)
+    n, d, n_hub = 200, 400, 10
+
+    def section():
+        x = rng.normal(size=(n, d))  # unrelated between the sections
+        x[:n_hub] *= 0.3  # the same genes shrunk towards the centre on both: hubs
+        return x
+
+    a, b = section(), section()
+    found, share = scores.hubs(a, frac=n_hub / n)
+    assert set(found) == set(range(n_hub))
+    assert share > 0.5
+    with_hubs = scores.knn_overlap(a, b)
+    without = scores.knn_overlap(a, b, drop_hubs=True)
+    assert with_hubs > 0.4
+    assert without < 3 * scores.knn_chance(n)
+    # a representation without hubs keeps its overlap when hubs are dropped
+    c = rng.normal(size=(n, 8))
+    assert scores.knn_overlap(c, c + 1e-9, drop_hubs=True) == pytest.approx(1.0)
+    _, flat_share = scores.hubs(c)
+    assert flat_share < 0.2
+
+
 def test_partition_agreement_ignores_unassigned():
     a = np.array([0, 0, 1, 1, -1, 2])
     b = np.array([5, 5, 7, 7, 3, -1])
