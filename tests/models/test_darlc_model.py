@@ -138,3 +138,18 @@ def test_view_input_with_spot_gat_needs_views_for_new_images(data):
     np.testing.assert_allclose(m.embed(images, views=m.views_), m.embedding_, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="views must have"):
         m.embed(images, views=m.views_[:2])
+
+
+def test_clr_queue_fit_is_deterministic_and_trains(data):
+    """A fit with a negatives queue runs end to end, repeats exactly with the same seed and
+    differs from the fit without a queue (the queue changes L_clr's gradients)."""
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4)
+
+    def fit(**over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=sim, show_progress_bar=False).embedding_
+
+    a, b = fit(clr_queue=8), fit(clr_queue=8)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, fit())

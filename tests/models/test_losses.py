@@ -50,6 +50,38 @@ def test_contrastive_matches_naive_eq10(tau):
     assert contrastive_loss(3 * e, 0.5 * eb, tau=tau).item() == pytest.approx(got, rel=1e-10)
 
 
+def test_contrastive_queue_adds_unmasked_negatives():
+    """Queue entries are extra negatives in both denominators; masked ones are left out, and
+    an empty or fully masked queue is eq. 10 itself."""
+    g = torch.Generator().manual_seed(1)
+    e = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    eb = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    q = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    tau = 0.5
+    plain = contrastive_loss(e, eb, tau=tau).item()
+    assert contrastive_loss(e, eb, tau=tau, queue=q[:0]).item() == pytest.approx(plain)
+    all_masked = torch.ones(5, 3, dtype=torch.bool)
+    masked = contrastive_loss(e, eb, tau=tau, queue=q, queue_mask=all_masked).item()
+    assert masked == pytest.approx(plain, rel=1e-12)
+
+    def s(a, b):
+        return math.exp(torch.nn.functional.cosine_similarity(a, b, dim=0).item() / tau)
+
+    mask = torch.zeros(5, 3, dtype=torch.bool)
+    mask[0, 1] = True  # gene 0 was queue entry 1: not its own negative
+    total = 0.0
+    for i in range(5):
+        neg_q = [j for j in range(3) if not mask[i, j]]
+        den1 = sum(s(e[i], e[k]) for k in range(5) if k != i) + sum(s(e[i], eb[k]) for k in range(5))
+        den2 = sum(s(eb[i], e[k]) for k in range(5)) + sum(s(eb[i], eb[k]) for k in range(5) if k != i)
+        den1 += sum(s(e[i], q[j]) for j in neg_q)
+        den2 += sum(s(eb[i], q[j]) for j in neg_q)
+        total += -math.log(s(e[i], eb[i]) / den1) - math.log(s(eb[i], e[i]) / den2)
+    got = contrastive_loss(e, eb, tau=tau, queue=q, queue_mask=mask).item()
+    assert got == pytest.approx(total / 5, rel=1e-10)
+    assert got > plain  # more negatives, a larger loss
+
+
 def test_contrastive_prefers_matched_pairs_and_grad_through_e():
     g = torch.Generator().manual_seed(1)
     e = torch.randn(16, 8, generator=g)

@@ -241,6 +241,33 @@ def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
     torch.testing.assert_close(feats, net.features(x))
 
 
+def test_clr_queue_keeps_the_latest_targets_and_never_contrasts_a_gene_with_itself():
+    """clr_queue: the batch's target embeddings join a FIFO of ``clr_queue`` entries that are
+    extra negatives of L_clr for the next batches, except for the genes they embed."""
+    from sngep.models.darlc.losses import contrastive_loss
+
+    net, data, _ = _tiny_setup(n=12, clr_queue=6)  # N - batch = 7 >= 6
+    g = torch.Generator().manual_seed(0)
+    e, eb = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    first = data.contrast(e, eb, torch.tensor([0, 1, 2, 3]))
+    torch.testing.assert_close(first, contrastive_loss(e, eb, tau=data.cfg.tau))  # empty queue
+    assert data.queue_genes.tolist() == [0, 1, 2, 3]
+    e2, eb2 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    idx2 = torch.tensor([3, 4, 5, 6])
+    second = data.contrast(e2, eb2, idx2)
+    mask = idx2[:, None] == torch.tensor([0, 1, 2, 3])[None, :]
+    assert mask.sum() == 1  # gene 3 is in the queue: not its own negative
+    ref = contrastive_loss(e2, eb2, tau=data.cfg.tau, queue=eb, queue_mask=mask)
+    torch.testing.assert_close(second, ref)
+    assert data.queue_genes.tolist() == [2, 3, 3, 4, 5, 6]  # the latest 6
+    torch.testing.assert_close(data.queue[-4:], eb2)
+    from sngep.models.darlc.config import DARLCConfig
+
+    assert DARLCConfig.from_preset("paper").clr_queue == 0  # eq. 10 as written
+    with pytest.raises(ValueError, match="clr_queue"):
+        _tiny_setup(clr_queue=-1)
+
+
 def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():
     import numpy as np
     import scipy.sparse as sp

@@ -47,6 +47,9 @@ class DARLCConfig:
     mask_ratio: float = 0.8
     contrastive_dim: int = 128
     tau: float = 0.5
+    # target embeddings of earlier batches kept as extra negatives of L_clr (a MoCo queue,
+    # He et al. 2020); 0: eq. 10 as written, the batch's 2 N_b - 2 negatives only
+    clr_queue: int = 0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -177,6 +180,9 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
+        if self.clr_queue < 0:
+            msg = f"clr_queue must be >= 0, got {self.clr_queue}"
+            raise ValueError(msg)
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)

@@ -35,7 +35,13 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 # eq. 10
 # --------------------------------------------------------------------------------------
-def contrastive_loss(e: torch.Tensor, e_bar: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+def contrastive_loss(
+    e: torch.Tensor,
+    e_bar: torch.Tensor,
+    tau: float = 0.5,
+    queue: torch.Tensor | None = None,
+    queue_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Symmetric contrastive loss ``L_clr`` of eq. 10, averaged over the batch.
 
     With ``s(a, b) = exp(cos(a, b) / tau)``::
@@ -57,6 +63,13 @@ def contrastive_loss(e: torch.Tensor, e_bar: torch.Tensor, tau: float = 0.5) -> 
         This function does not detach anything itself.
     tau
         Temperature (paper: 0.5).
+    queue
+        ``(Q, d)`` target embeddings of earlier batches, extra negatives in both
+        denominators (``sum_q s(e_i, eq_q)`` and ``sum_q s(eb_i, eq_q)``); ``None``: eq. 10
+        as written (the batch's ``2 N_b - 2`` negatives only).
+    queue_mask
+        ``(B, Q)`` boolean, True where a queue entry must not count as a negative for row
+        ``i`` (the same gene embedded in an earlier batch).
 
     Returns
     -------
@@ -78,8 +91,17 @@ def contrastive_loss(e: torch.Tensor, e_bar: torch.Tensor, tau: float = 0.5) -> 
     sim_aa = sim_aa.masked_fill(eye, float("-inf"))
     sim_bb = sim_bb.masked_fill(eye, float("-inf"))
     pos = torch.diagonal(sim_ab)
-    log_den_e = torch.logsumexp(torch.cat([sim_aa, sim_ab], dim=1), dim=1)
-    log_den_b = torch.logsumexp(torch.cat([sim_ab.T, sim_bb], dim=1), dim=1)
+    parts_e, parts_b = [sim_aa, sim_ab], [sim_ab.T, sim_bb]
+    if queue is not None and queue.shape[0]:
+        q = F.normalize(queue.to(e.dtype), dim=1)
+        sim_aq, sim_bq = a @ q.T / tau, b @ q.T / tau
+        if queue_mask is not None:
+            sim_aq = sim_aq.masked_fill(queue_mask, float("-inf"))
+            sim_bq = sim_bq.masked_fill(queue_mask, float("-inf"))
+        parts_e.append(sim_aq)
+        parts_b.append(sim_bq)
+    log_den_e = torch.logsumexp(torch.cat(parts_e, dim=1), dim=1)
+    log_den_b = torch.logsumexp(torch.cat(parts_b, dim=1), dim=1)
     return ((log_den_e - pos) + (log_den_b - pos)).mean()
 
 

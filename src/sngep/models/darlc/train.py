@@ -121,6 +121,24 @@ class _Data:
     seed: int
     # (N, N) unit rows of S for cluster_init='seed_similarity'
     similarity_rows: np.ndarray | None = None
+    # clr_queue > 0: the latest target embeddings and the genes they embed (oldest first)
+    queue: torch.Tensor | None = None
+    queue_genes: torch.Tensor | None = None
+
+    def contrast(self, e: torch.Tensor, e_bar: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """L_clr (eq. 10) of one batch; with ``clr_queue`` the queued target embeddings of
+        other genes are extra negatives, and this batch's ``e_bar`` joins the queue (at most
+        ``N - batch size`` entries: no gene twice among one batch's negatives)."""
+        size = min(self.cfg.clr_queue, self.n - self.bs)
+        if size <= 0:
+            return contrastive_loss(e, e_bar, tau=self.cfg.tau)
+        mask = None if self.queue is None else idx[:, None] == self.queue_genes[None, :]
+        loss = contrastive_loss(e, e_bar, tau=self.cfg.tau, queue=self.queue, queue_mask=mask)
+        new, genes = e_bar.detach(), idx.detach()
+        if self.queue is not None:
+            new, genes = torch.cat([self.queue, new]), torch.cat([self.queue_genes, genes])
+        self.queue, self.queue_genes = new[-size:], genes[-size:]
+        return loss
 
     @property
     def n(self) -> int:
@@ -208,7 +226,7 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     e = None
     if cfg.use_clr:
         e = net.module_i.head(cls_masked if masked else cls)  # eq. 9
-        clr = contrastive_loss(e, net.module_i.target_embed(data.v[idx]), tau=cfg.tau)
+        clr = data.contrast(e, net.module_i.target_embed(data.v[idx]), idx)
     else:
         clr = torch.zeros((), device=xb.device)
     if not features:
