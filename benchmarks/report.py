@@ -152,7 +152,7 @@ def _seeds(r: dict[str, Any]) -> str:
 # tables
 
 
-def _columns(truth: bool, paired: bool) -> list[tuple[str, Any]]:
+def _columns(truth: bool, paired: bool, nohubs: bool = False) -> list[tuple[str, Any]]:
     """(header, cell function) of one data set's table, lead scores first."""
     cols: list[tuple[str, Any]] = [("method", lambda r: r["method"])]
     cols.append(("K", lambda r: "own" if r.get("K") is None else str(r["K"])))
@@ -176,6 +176,11 @@ def _columns(truth: bool, paired: bool) -> list[tuple[str, Any]]:
     if paired:
         cols += [
             ("10-NN overlap", lambda r: _num(r, "knn10_overlap")),
+            *(
+                [("10-NN overlap, no hubs", lambda r: _num(r, "knn10_overlap_nohubs"))]
+                if nohubs
+                else []
+            ),
             ("x-section ARI", lambda r: _num(r, "xsec_ARI")),
             ("x-section NMI", lambda r: _num(r, "xsec_NMI", sd=False)),
         ]
@@ -225,7 +230,8 @@ def _table(res: dict[str, Any]) -> list[str]:
     truth = res["dataset"] == "synthetic"
     methods = res["methods"]
     paired = any("xsec_ARI" in r for r in methods.values())
-    cols = _columns(truth, paired)
+    nohubs = any("knn10_overlap_nohubs" in r for r in methods.values())
+    cols = _columns(truth, paired, nohubs)
     rows = sorted(methods.values(), key=lambda r: _order(r["method"]))
     scored = [r for r in rows if r.get("n_clusters_used") is not None and "metrics_error" not in r]
     cells = {

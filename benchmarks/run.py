@@ -314,7 +314,8 @@ def run_dataset(
             "families (benchmarks/scores.py). DBIE/DBIP/SAM (lower is better) on the raw gene "
             "images: *_ge3 only on clusters of >= 3 genes (coverage_ge3 = their share of the "
             "genes), the plain keys on every cluster. xsec_* and knn10_overlap: the same "
-            "genes on the other section of a pair. wall_s and peak RSS are per method, each in "
+            "genes on the other section of a pair (knn10_overlap_nohubs: neighbours drawn "
+            "from the genes that are a hub on neither section, scores.hubs). wall_s and peak RSS are per method, each in "
             "a fresh process (peak includes the loaded AnnData and imports)."
         ),
         "methods": {},

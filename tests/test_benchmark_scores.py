@@ -111,3 +111,12 @@ def test_go_lift_of_shuffled_modules_is_chance():
     assert np.mean([x["GO_lift"] for x in lifts]) == pytest.approx(1.0, abs=0.25)
     assert np.mean([x["GO_frac"] for x in lifts]) < 0.5
     assert str(scores.go_scores(labels, genes, None)["GO_lift"]).startswith("n/a")
+
+
+def test_report_shows_the_hub_free_overlap_only_where_measured():
+    from benchmarks import report
+
+    heads = [h for h, _ in report._columns(truth=False, paired=True)]
+    assert "10-NN overlap" in heads and "10-NN overlap, no hubs" not in heads
+    heads = [h for h, _ in report._columns(truth=False, paired=True, nohubs=True)]
+    assert heads.index("10-NN overlap, no hubs") == heads.index("10-NN overlap") + 1
