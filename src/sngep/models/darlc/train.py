@@ -128,7 +128,7 @@ class _Data:
     def contrast(self, e: torch.Tensor, e_bar: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """L_clr (eq. 10) of one batch; with ``clr_queue`` the queued target embeddings of
         other genes are extra negatives, and this batch's ``e_bar`` joins the queue (at most
-        ``N - batch size`` entries: no gene twice among one batch's negatives)."""
+        ``N - batch size`` entries, the number of genes outside a batch)."""
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
             return contrastive_loss(e, e_bar, tau=self.cfg.tau)
