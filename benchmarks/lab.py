@@ -231,7 +231,9 @@ def baselines(case: dict[str, Any], seed: int = 0) -> dict[str, dict]:
     out["kmeans_pca20"] = scores(case, KMeans(k, n_init=10, random_state=seed).fit_predict(pcs))
     # a linear 64-dimensional compression of the same images (X_darlc's width), to read
     # the cross-section 10-NN overlap of a 64-dimensional embedding against
-    save_rep(case, "std_pca64", seed, PCA(min(64, x.shape[0] - 1), random_state=seed).fit_transform(x))
+    save_rep(
+        case, "std_pca64", seed, PCA(min(64, x.shape[0] - 1), random_state=seed).fit_transform(x)
+    )
     sq = squidpy_method(case["adata"], k)
     out["squidpy"] = scores(case, sq["labels"])
     save_rep(case, "squidpy", seed, sq["representation"])
@@ -375,8 +377,17 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
     for case in cases:
         synthetic = case.startswith("syn")
         score_cols = ["ARI", "NMI"] if synthetic else ["go_lift", "go_frac", "fam_NMI"]
-        cols = [*score_cols, *[f"emb {c}" for c in score_cols], "min size", "max frac",
-                "stopped by tol", "knn10 cross", "knn10 cross, no hubs", "wall s", "seeds"]
+        cols = [
+            *score_cols,
+            *[f"emb {c}" for c in score_cols],
+            "min size",
+            "max frac",
+            "stopped by tol",
+            "knn10 cross",
+            "knn10 cross, no hubs",
+            "wall s",
+            "seeds",
+        ]
         rows = []
         base: dict[str, dict[int, dict]] = {}
         for r in recs:
@@ -387,7 +398,10 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
             vals = list(by_seed.values())
             cells = [_mean_sd([v.get(c) for v in vals]) for c in score_cols]
             cells += [""] * len(score_cols)
-            cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
+            cells += [
+                _mean_sd([v["min_size"] for v in vals]),
+                _mean_sd([v["max_frac"] for v in vals]),
+            ]
             tag = "std" if method == "leiden_std" else method
             knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
             nohub = [cross(case, tag, sd, True) for sd in by_seed] if not synthetic else []
@@ -404,7 +418,10 @@ def report(cases: list[str], tags: list[str], preset: str = "default") -> str:
             vals = list(by_seed.values())
             cells = [_mean_sd([v.get(c) for v in vals]) for c in score_cols]
             cells += [_mean_sd([v["leiden_emb"].get(c) for v in vals]) for c in score_cols]
-            cells += [_mean_sd([v["min_size"] for v in vals]), _mean_sd([v["max_frac"] for v in vals])]
+            cells += [
+                _mean_sd([v["min_size"] for v in vals]),
+                _mean_sd([v["max_frac"] for v in vals]),
+            ]
             n_tol = sum(v.get("summary", {}).get("stop_reason") == "tol" for v in vals)
             knn = [cross(case, tag, sd) for sd in by_seed] if not synthetic else []
             nohub = [cross(case, tag, sd, True) for sd in by_seed] if not synthetic else []
@@ -443,8 +460,15 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds if args.what != "prep" else [0]:
             if args.what == "cross":
                 for tag in args.tag.split(","):
-                    print(name, seed, tag, "knn10 cross-section", cross(name, tag, seed),
-                          "hubs dropped", cross(name, tag, seed, True))
+                    print(
+                        name,
+                        seed,
+                        tag,
+                        "knn10 cross-section",
+                        cross(name, tag, seed),
+                        "hubs dropped",
+                        cross(name, tag, seed, True),
+                    )
                 continue
             case = load_case(name, seed if name.startswith("syn") else 0)
             if args.what == "prep":

@@ -170,9 +170,9 @@ def update_cross_section(a: str, b: str, quick: bool) -> str:
             if fa and fb:
                 files = [dirs[0] / fa, dirs[1] / fb]
                 if all(f.exists() for f in files):
-                    ra_, rb_ = np.load(files[0]), np.load(files[1])
-                    x["knn10_overlap"] = scores.knn_overlap(ra_, rb_)
-                    x["knn10_overlap_nohubs"] = scores.knn_overlap(ra_, rb_, drop_hubs=True)
+                    rep_a, rep_b = np.load(files[0]), np.load(files[1])
+                    x["knn10_overlap"] = scores.knn_overlap(rep_a, rep_b)
+                    x["knn10_overlap_nohubs"] = scores.knn_overlap(rep_a, rep_b, drop_hubs=True)
                 elif not isinstance(sa[seed].get("knn10_overlap"), float):
                     x["knn10_overlap"] = "n/a: representation files missing (scratch cleaned?)"
             else:

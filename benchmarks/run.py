@@ -315,8 +315,9 @@ def run_dataset(
             "images: *_ge3 only on clusters of >= 3 genes (coverage_ge3 = their share of the "
             "genes), the plain keys on every cluster. xsec_* and knn10_overlap: the same "
             "genes on the other section of a pair (knn10_overlap_nohubs: neighbours drawn "
-            "from the genes that are a hub on neither section, scores.hubs). wall_s and peak RSS are per method, each in "
-            "a fresh process (peak includes the loaded AnnData and imports)."
+            "from the genes that are a hub on neither section, scores.hubs). wall_s and "
+            "peak RSS are per method, each in a fresh process (peak includes the loaded "
+            "AnnData and imports)."
         ),
         "methods": {},
         "machine": machine(),

@@ -31,7 +31,9 @@ def _mask(side, holes=True):
 
 def _edge_graph(mask, radius=1.5):
     n = int(mask.sum())
-    return _with_self_loops(spot_graph(np.argwhere(mask).astype(float), method="radius", radius=radius), n)
+    return _with_self_loops(
+        spot_graph(np.argwhere(mask).astype(float), method="radius", radius=radius), n
+    )
 
 
 def test_image_gat_is_the_spot_gat_with_one_channel():
@@ -119,7 +121,9 @@ def test_denoise_gat_images_smooths_each_image_towards_its_pattern():
     assert r_gat > r_raw + 0.2, (r_raw, r_gat)
     assert len(hist["loss"]) == 60 and hist["loss"][-1] < hist["loss"][0]
     # eq. 5: the trained network smooths further images the same way
-    np.testing.assert_allclose(apply_gat_images(hist["model"], noisy[:3], mask), views[:3], atol=1e-6)
+    np.testing.assert_allclose(
+        apply_gat_images(hist["model"], noisy[:3], mask), views[:3], atol=1e-6
+    )
 
 
 def test_denoise_gat_images_seeded_and_checked():
@@ -150,9 +154,7 @@ def test_make_views_both_gat_readings(augment):
     mask = np.ones((6, 7), dtype=bool)
     mask[0, :3] = False
     images = np.where(mask, rng.random((5, 6, 7)), 0).astype(np.float32)
-    cfg = DARLCConfig.from_preset(
-        "fast", augment=augment, gat_epochs=3, gat_hidden=8, gat_latent=3
-    )
+    cfg = DARLCConfig.from_preset("fast", augment=augment, gat_epochs=3, gat_hidden=8, gat_latent=3)
     views, _ = make_views(images, mask, cfg, device=torch.device("cpu"), show_progress_bar=False)
     assert views.shape == images.shape
     assert np.all(views[:, ~mask] == 0) and np.all(np.isfinite(views))

@@ -72,8 +72,12 @@ def test_contrastive_queue_adds_unmasked_negatives():
     total = 0.0
     for i in range(5):
         neg_q = [j for j in range(3) if not mask[i, j]]
-        den1 = sum(s(e[i], e[k]) for k in range(5) if k != i) + sum(s(e[i], eb[k]) for k in range(5))
-        den2 = sum(s(eb[i], e[k]) for k in range(5)) + sum(s(eb[i], eb[k]) for k in range(5) if k != i)
+        den1 = sum(s(e[i], e[k]) for k in range(5) if k != i) + sum(
+            s(e[i], eb[k]) for k in range(5)
+        )
+        den2 = sum(s(eb[i], e[k]) for k in range(5)) + sum(
+            s(eb[i], eb[k]) for k in range(5) if k != i
+        )
         den1 += sum(s(e[i], q[j]) for j in neg_q)
         den2 += sum(s(eb[i], q[j]) for j in neg_q)
         total += -math.log(s(e[i], eb[i]) / den1) - math.log(s(eb[i], e[i]) / den2)

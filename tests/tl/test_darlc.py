@@ -75,7 +75,9 @@ def test_stage_lengths_and_stop_reason(tiny, fast_kwargs, sc_log):
     seconds = u["training"]["seconds"]  # per-stage wall time, for the speed benchmark
     assert set(seconds) == {"views", "pretrain", "em", "l1", "l2", "final"}
     assert all(v >= 0 for v in seconds.values()) and seconds["pretrain"] > 0
-    said = "labels settled" if u["training"]["stop_reason"] == "tol" else "before the labels settled"
+    said = (
+        "labels settled" if u["training"]["stop_reason"] == "tol" else "before the labels settled"
+    )
     assert said in sc_log.getvalue()
     # pretrain_epochs replaces the preset's step budget: 1 epoch of 24 genes in batches of 32
     sngep.tl.darlc(tiny, n_clusters=4, **{**fast_kwargs, "pretrain_epochs": 1})

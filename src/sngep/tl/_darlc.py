@@ -40,8 +40,8 @@ def darlc(
     """Embed and cluster gene images with DARLC (Li et al., ACM MM 2024).
 
     Three stages, each with its own length: the GAT denoiser makes the positive views
-    (``gat_epochs`` optimiser steps); Module I (masked image modelling + contrastive learning, ViT encoder)
-    is pretrained (``pretrain_steps`` optimiser steps, or ``pretrain_epochs`` epochs); then
+    (``gat_epochs`` optimiser steps); Module I (masked image modelling + contrastive
+    learning, ViT encoder) is pretrained (``pretrain_steps`` optimiser steps, or ``pretrain_epochs`` epochs); then
     Module I, the projection head and a Student's t mixture are trained jointly (at most
     ``epochs`` epochs, Algorithm 1 of the paper), stopping early once fewer than the preset's
     ``tol`` of the genes change cluster between epochs.
@@ -128,9 +128,7 @@ def darlc(
     given = {name: v for name, v in stage.items() if v is not None}
     if pretrain_epochs is not None and pretrain_steps is None:
         given["pretrain_steps"] = None  # epochs asked for: drop the preset's step budget
-    model = DARLC(
-        k, preset=preset, device=device, random_state=random_state, **given, **options
-    )
+    model = DARLC(k, preset=preset, device=device, random_state=random_state, **given, **options)
     _warn_if_gpu_preset_on_cpu(preset, model)
     similarity = adata.varp.get(similarity_key)  # also starts the mixture (cluster_init)
     if model.config.use_lap and similarity is None:

@@ -81,7 +81,9 @@ class PixelGrid:
         ]
         h, w = mask.shape
         padded = np.pad(mask, r)
-        valid = np.stack([mask & padded[r + dr : r + dr + h, r + dc : r + dc + w] for dr, dc in self.offsets])
+        valid = np.stack(
+            [mask & padded[r + dr : r + dr + h, r + dc : r + dc + w] for dr, dc in self.offsets]
+        )
         valid[self.offsets.index((0, 0))] = True
         self.shape = (h, w)
         self.mask = torch.as_tensor(mask, device=device)
@@ -92,7 +94,9 @@ class PixelGrid:
         """``(K, B, ..., H, W)``: each pixel's ``k``-th neighbour value (0 off the grid)."""
         r, (h, w) = self.pad, self.shape
         vp = F.pad(v, (r, r, r, r))
-        return torch.stack([vp[..., r + dr : r + dr + h, r + dc : r + dc + w] for dr, dc in self.offsets])
+        return torch.stack(
+            [vp[..., r + dr : r + dr + h, r + dc : r + dc + w] for dr, dc in self.offsets]
+        )
 
 
 class ImageGAT(nn.Module):
@@ -211,7 +215,9 @@ def denoise_gat_images(
     x = np.asarray(images, dtype=np.float32)
     mask = np.asarray(mask, dtype=bool)
     if x.ndim != 3 or x.shape[0] < 1 or x.shape[1:] != mask.shape:
-        msg = f"images must be (n_images, H, W) with (H, W) = mask.shape {mask.shape}, got {x.shape}"
+        msg = (
+            f"images must be (n_images, H, W) with (H, W) = mask.shape {mask.shape}, got {x.shape}"
+        )
         raise ValueError(msg)
     if not np.all(np.isfinite(x[:, mask])):
         msg = "images contain NaN or infinite values inside the mask; impute or drop them first"
@@ -229,7 +235,9 @@ def denoise_gat_images(
     order = torch.Generator().manual_seed(seed + 1)
     bs = min(int(batch_size), n_img)
     perm, pos, losses = torch.randperm(n_img, generator=order), 0, []
-    bar = progress(range(int(steps)), desc="GAT denoiser", unit="step", disable=not show_progress_bar)
+    bar = progress(
+        range(int(steps)), desc="GAT denoiser", unit="step", disable=not show_progress_bar
+    )
     model.train()
     for _ in bar:
         if pos + bs > n_img:
@@ -250,7 +258,12 @@ def denoise_gat_images(
 
 @torch.no_grad()
 def apply_gat_images(
-    model: ImageGAT, images: np.ndarray, mask: np.ndarray, *, radius: float = 1.5, batch_size: int = 64
+    model: ImageGAT,
+    images: np.ndarray,
+    mask: np.ndarray,
+    *,
+    radius: float = 1.5,
+    batch_size: int = 64,
 ) -> np.ndarray:
     """Eq. 5: the trained network smooths every image of ``images`` ``(n, H, W)``."""
     model.eval()

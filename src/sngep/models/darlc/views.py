@@ -36,10 +36,8 @@ def make_views(
     smoothing inside the tissue (ablation of Table 4). ``None``: the raw images themselves.
     """
     images = np.asarray(images, dtype=np.float32)
-    if config.augment is None:
-        return images.copy(), {}
-    if config.augment == "gks":
-        return denoise_gks(images, mask, sigma=config.gks_sigma).astype(np.float32), {}
+    if config.augment in (None, "gks"):  # nothing to train
+        return denoise_new(images, mask, config, None), {}
     if config.augment == "gat":
         views, history = denoise_gat_images(
             images,
@@ -54,7 +52,9 @@ def make_views(
             show_progress_bar=show_progress_bar,
         )
         return views, {"gat_loss": history["loss"], "denoiser": history["model"]}
-    edge_index = spot_graph(np.argwhere(mask).astype(np.float64), method="radius", radius=config.gat_radius)
+    edge_index = spot_graph(
+        np.argwhere(mask).astype(np.float64), method="radius", radius=config.gat_radius
+    )
     recon, history = denoise_gat(
         images[:, mask].T,  # (n_spots, n_genes)
         edge_index,
