@@ -153,3 +153,20 @@ def test_clr_queue_fit_is_deterministic_and_trains(data):
     a, b = fit(clr_queue=8), fit(clr_queue=8)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, fit())
+
+
+def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
+    """A fit whose L_clr takes positives from the rows of S repeats exactly with the same seed
+    and differs from eq. 10's fit; without a similarity it says what is missing."""
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4)
+
+    def fit(similarity=sim, **over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=similarity, show_progress_bar=False)
+
+    a, b = fit(clr_neighbours=3).embedding_, fit(clr_neighbours=3).embedding_
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, fit().embedding_)
+    with pytest.raises(ValueError, match="clr_neighbours > 0 needs the seeding similarity"):
+        fit(similarity=None, clr_neighbours=3, use_lap=False, cluster_init="kmeans")

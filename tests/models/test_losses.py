@@ -86,6 +86,63 @@ def test_contrastive_queue_adds_unmasked_negatives():
     assert got > plain  # more negatives, a larger loss
 
 
+def test_contrastive_positives_average_every_positive_over_unchanged_denominators():
+    """positives (clr_neighbours): row i's term averages -log s / den over its own view and
+    both embeddings of each positive gene (SupCon's "outside" form); no True entry is eq. 10."""
+    g = torch.Generator().manual_seed(2)
+    e = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    eb = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    tau = 0.5
+    plain = contrastive_loss(e, eb, tau=tau).item()
+    none = torch.zeros(5, 5, dtype=torch.bool)
+    assert contrastive_loss(e, eb, tau=tau, positives=none).item() == pytest.approx(plain)
+    # the diagonal is the own view already: setting it changes nothing
+    assert contrastive_loss(
+        e, eb, tau=tau, positives=torch.eye(5, dtype=torch.bool)
+    ).item() == pytest.approx(plain, rel=1e-12)
+
+    def s(a, b):
+        return math.exp(torch.nn.functional.cosine_similarity(a, b, dim=0).item() / tau)
+
+    pos = torch.zeros(5, 5, dtype=torch.bool)
+    pos[0, 2] = pos[2, 0] = pos[0, 4] = pos[4, 0] = True
+    total = 0.0
+    for i in range(5):
+        den1 = sum(s(e[i], e[k]) for k in range(5) if k != i) + sum(
+            s(e[i], eb[k]) for k in range(5)
+        )
+        den2 = sum(s(eb[i], e[k]) for k in range(5)) + sum(
+            s(eb[i], eb[k]) for k in range(5) if k != i
+        )
+        others = [k for k in range(5) if pos[i, k]]
+        terms1 = (
+            [s(e[i], eb[i])] + [s(e[i], eb[k]) for k in others] + [s(e[i], e[k]) for k in others]
+        )
+        terms2 = (
+            [s(eb[i], e[i])] + [s(eb[i], e[k]) for k in others] + [s(eb[i], eb[k]) for k in others]
+        )
+        total += -sum(math.log(t / den1) for t in terms1) / len(terms1)
+        total += -sum(math.log(t / den2) for t in terms2) / len(terms2)
+    got = contrastive_loss(e, eb, tau=tau, positives=pos).item()
+    assert got == pytest.approx(total / 5, rel=1e-10)
+    with pytest.raises(ValueError, match="positives"):
+        contrastive_loss(e, eb, tau=tau, positives=pos[:3])
+
+
+def test_contrastive_positives_pull_neighbours_together():
+    """With gene 1 a positive of gene 0, moving e_0 towards gene 1 lowers the loss."""
+    g = torch.Generator().manual_seed(3)
+    e = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    eb = e.detach().clone()
+    pos = torch.zeros(6, 6, dtype=torch.bool)
+    pos[0, 1] = pos[1, 0] = True
+    contrastive_loss(e, eb, positives=pos).backward()
+    plain_grad = torch.autograd.grad(contrastive_loss(e, eb), e)[0]
+    # the extra positive's pull on e_0 points towards gene 1 more than eq. 10's gradient does
+    towards = torch.nn.functional.normalize(eb[1] - eb[0], dim=0)
+    assert (-e.grad[0] @ towards) > (-plain_grad[0] @ towards)
+
+
 def test_contrastive_prefers_matched_pairs_and_grad_through_e():
     g = torch.Generator().manual_seed(1)
     e = torch.randn(16, 8, generator=g)

@@ -268,6 +268,60 @@ def test_clr_queue_keeps_the_latest_targets_and_never_contrasts_a_gene_with_itse
         _tiny_setup(clr_queue=-1)
 
 
+def test_similarity_neighbours_find_the_genes_whose_rows_of_s_agree():
+    """Three blocks of genes similar within: each gene's neighbours are its block; a gene
+    similar to none has no neighbours (-1), and the graph is symmetric."""
+    import numpy as np
+
+    from sngep.models.darlc.train import neighbour_graph, similarity_neighbours, similarity_rows
+
+    rng = np.random.default_rng(0)
+    block = np.repeat(np.arange(3), 4)
+    s = (block[:, None] == block[None, :]) * 0.8 + rng.uniform(0, 0.05, (12, 12))
+    s = np.vstack([np.hstack([(s + s.T) / 2, np.zeros((12, 1))]), np.zeros((1, 13))])
+    lists = similarity_neighbours(similarity_rows(s), 3)
+    assert lists.shape == (13, 3)
+    for i in range(12):
+        assert set(block[lists[i]]) == {block[i]} and i not in lists[i]
+    assert (lists[12] == -1).all()  # an all-zero row of S: no neighbour
+    graph = neighbour_graph(lists)
+    assert (graph == graph.T).all() and not graph.diagonal().any() and not graph[12].any()
+    assert similarity_neighbours(similarity_rows(s), 50).shape == (13, 12)  # k <= N - 1
+
+
+def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positives():
+    """clr_neighbours: every epoch holds each gene once as a drawn gene, each joined by one of
+    its neighbours, and L_clr receives the batch's block of the neighbour graph."""
+    import numpy as np
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import contrastive_loss
+    from sngep.models.darlc.train import _set_neighbours
+
+    net, data, _ = _tiny_setup(n=12, clr_neighbours=2)
+    block = np.repeat(np.arange(4), 3)
+    sim = (block[:, None] == block[None, :]).astype(float)
+    _set_neighbours(data, sim, torch.device("cpu"))
+    batches = data.batches()
+    drawn = []
+    for b in batches:
+        assert len(set(b.tolist())) == b.numel()
+        for gene in b.tolist():  # every gene of a batch has a neighbour in it
+            assert any(block[o] == block[gene] and o != gene for o in b.tolist())
+        drawn += b.tolist()
+    assert set(drawn) == set(range(12))
+    g = torch.Generator().manual_seed(0)
+    e, eb = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    idx = torch.tensor([0, 1, 5, 9])
+    want = torch.zeros(4, 4, dtype=torch.bool)
+    want[0, 1] = want[1, 0] = True  # genes 0 and 1 share block 0
+    ref = contrastive_loss(e, eb, tau=data.cfg.tau, positives=want)
+    torch.testing.assert_close(data.contrast(e, eb, idx), ref)
+    assert DARLCConfig.from_preset("paper").clr_neighbours == 0  # eq. 10 as written
+    with pytest.raises(ValueError, match="clr_neighbours"):
+        DARLCConfig.from_preset("fast", clr_neighbours=-1)
+
+
 def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():
     import numpy as np
     import scipy.sparse as sp

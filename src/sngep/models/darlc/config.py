@@ -50,6 +50,10 @@ class DARLCConfig:
     # target embeddings of earlier batches kept as extra negatives of L_clr (a MoCo queue,
     # He et al. 2020); 0: eq. 10 as written, the batch's 2 N_b - 2 negatives only
     clr_queue: int = 0
+    # each gene's clr_neighbours nearest genes in the rows of the seeding similarity S are
+    # extra positives of L_clr (supervised-contrastive form, Khosla et al. 2020) and every
+    # batch pairs its genes with one of them; 0: eq. 10 as written (the own view only)
+    clr_neighbours: int = 0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -180,9 +184,10 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
-        if self.clr_queue < 0:
-            msg = f"clr_queue must be >= 0, got {self.clr_queue}"
-            raise ValueError(msg)
+        for name in ("clr_queue", "clr_neighbours"):
+            if getattr(self, name) < 0:
+                msg = f"{name} must be >= 0, got {getattr(self, name)}"
+                raise ValueError(msg)
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)

@@ -41,6 +41,7 @@ def contrastive_loss(
     tau: float = 0.5,
     queue: torch.Tensor | None = None,
     queue_mask: torch.Tensor | None = None,
+    positives: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric contrastive loss ``L_clr`` of eq. 10, averaged over the batch.
 
@@ -70,6 +71,13 @@ def contrastive_loss(
     queue_mask
         ``(B, Q)`` boolean, True where a queue entry must not count as a negative for row
         ``i`` (the same gene embedded in an earlier batch).
+    positives
+        ``(B, B)`` boolean, True where gene ``k != i`` of the batch is a positive of gene
+        ``i`` as well (``DARLCConfig.clr_neighbours``). Row ``i``'s term then averages
+        ``-log s(e_i, p) / den`` over its own view ``eb_i`` and both embeddings ``e_k``,
+        ``eb_k`` of every positive ``k`` (the supervised-contrastive "outside" form of
+        Khosla et al. 2020, the denominators unchanged); likewise for ``eb_i``. ``None`` or
+        no True entry: eq. 10 as written.
 
     Returns
     -------
@@ -102,7 +110,18 @@ def contrastive_loss(
         parts_b.append(sim_bq)
     log_den_e = torch.logsumexp(torch.cat(parts_e, dim=1), dim=1)
     log_den_b = torch.logsumexp(torch.cat(parts_b, dim=1), dim=1)
-    return ((log_den_e - pos) + (log_den_b - pos)).mean()
+    if positives is None:
+        return ((log_den_e - pos) + (log_den_b - pos)).mean()
+    if positives.shape != eye.shape:
+        msg = f"positives must be (B, B) = {tuple(eye.shape)}, got {tuple(positives.shape)}"
+        raise ValueError(msg)
+    extra = (positives & ~eye).to(e.dtype)
+    n_pos = 1.0 + 2.0 * extra.sum(dim=1)
+    # the -inf diagonals of sim_aa / sim_bb meet extra = 0: zero them before multiplying
+    cross_e = (extra * (sim_ab + sim_aa.masked_fill(eye, 0.0))).sum(dim=1)
+    cross_b = (extra * (sim_ab.T + sim_bb.masked_fill(eye, 0.0))).sum(dim=1)
+    mean_e, mean_b = (pos + cross_e) / n_pos, (pos + cross_b) / n_pos
+    return ((log_den_e - mean_e) + (log_den_b - mean_b)).mean()
 
 
 # --------------------------------------------------------------------------------------

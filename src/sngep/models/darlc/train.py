@@ -124,16 +124,30 @@ class _Data:
     # clr_queue > 0: the latest target embeddings and the genes they embed (oldest first)
     queue: torch.Tensor | None = None
     queue_genes: torch.Tensor | None = None
+    # clr_neighbours > 0: (N, N) symmetric boolean neighbour graph of the rows of S and
+    # (N, k) each gene's neighbour list (-1 pads genes with fewer than k)
+    neighbour_graph: torch.Tensor | None = None
+    neighbour_lists: torch.Tensor | None = None
 
     def contrast(self, e: torch.Tensor, e_bar: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """L_clr (eq. 10) of one batch; with ``clr_queue`` the queued target embeddings of
-        other genes are extra negatives, and this batch's ``e_bar`` joins the queue (at most
-        ``N - batch size`` entries, the number of genes outside a batch)."""
+        """L_clr (eq. 10) of one batch; with ``clr_neighbours`` the batch's genes that are
+        neighbours in S are positives of each other; with ``clr_queue`` the queued target
+        embeddings of other genes (neither the gene itself nor its neighbours) are extra
+        negatives, and this batch's ``e_bar`` joins the queue (at most ``N - batch size``
+        entries, the number of genes outside a batch)."""
+        graph = self.neighbour_graph
+        positives = None if graph is None else graph[idx][:, idx]
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
-            return contrastive_loss(e, e_bar, tau=self.cfg.tau)
-        mask = None if self.queue is None else idx[:, None] == self.queue_genes[None, :]
-        loss = contrastive_loss(e, e_bar, tau=self.cfg.tau, queue=self.queue, queue_mask=mask)
+            return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives)
+        mask = None
+        if self.queue is not None:
+            mask = idx[:, None] == self.queue_genes[None, :]
+            if graph is not None:
+                mask = mask | graph[idx][:, self.queue_genes]
+        loss = contrastive_loss(
+            e, e_bar, tau=self.cfg.tau, queue=self.queue, queue_mask=mask, positives=positives
+        )
         new, genes = e_bar.detach(), idx.detach()
         if self.queue is not None:
             new, genes = torch.cat([self.queue, new]), torch.cat([self.queue_genes, genes])
@@ -149,11 +163,29 @@ class _Data:
         return min(self.cfg.batch_size, self.n)
 
     def batches(self) -> list[torch.Tensor]:
-        """A shuffled epoch of index batches; a final batch of 1 is dropped (BN, pairs)."""
+        """A shuffled epoch of index batches; a final batch of 1 is dropped (BN, pairs).
+
+        With a neighbour graph (``clr_neighbours``) each batch is half as many shuffled
+        genes, each joined by one of its neighbours drawn at random (duplicates dropped), so
+        every gene meets a positive besides its own view whatever N is."""
         perm = torch.randperm(self.n, generator=self.gen, device=self.gen.device)
         perm = perm.to(self.x.device)
         bs = self.bs
-        return [perm[i : i + bs] for i in range(0, self.n, bs) if min(bs, self.n - i) >= 2]
+        if self.neighbour_lists is None:
+            return [perm[i : i + bs] for i in range(0, self.n, bs) if min(bs, self.n - i) >= 2]
+        lists = self.neighbour_lists
+        pick = torch.rand(lists.shape, generator=self.gen, device=self.gen.device)
+        pick = pick.to(lists.device).masked_fill(lists < 0, -1.0).argmax(dim=1)
+        partner = lists.gather(1, pick[:, None])[:, 0]
+        partner = torch.where(partner < 0, torch.arange(self.n, device=lists.device), partner)
+        half = max(1, bs // 2)
+        out = []
+        for i in range(0, self.n, half):
+            anchors = perm[i : i + half]
+            batch = torch.unique(torch.cat([anchors, partner[anchors]]))
+            if batch.numel() >= 2:
+                out.append(batch)
+        return out
 
 
 # --------------------------------------------------------------------------------------
@@ -172,6 +204,33 @@ def similarity_rows(similarity: Any) -> np.ndarray:
     np.fill_diagonal(s, 0.0)
     norm = np.linalg.norm(s, axis=1, keepdims=True)
     return (s / np.where(norm > 0, norm, 1.0)).astype(np.float32)
+
+
+def similarity_neighbours(rows: np.ndarray, k: int, chunk: int = 2048) -> np.ndarray:
+    """``(N, k)`` each gene's ``k`` nearest genes by the cosine of its row of S
+    (:func:`similarity_rows`, unit rows): genes whose similarities to all genes agree.
+    Only positive cosines count; a gene with fewer has its list padded with -1."""
+    n = rows.shape[0]
+    k = min(k, n - 1)
+    out = np.full((n, k), -1, dtype=np.int64)
+    for start in range(0, n, chunk):
+        cos = rows[start : start + chunk] @ rows.T
+        cos[np.arange(cos.shape[0]), np.arange(start, start + cos.shape[0])] = -np.inf
+        top = np.argpartition(-cos, k - 1, axis=1)[:, :k]
+        val = np.take_along_axis(cos, top, axis=1)
+        order = np.argsort(-val, axis=1, kind="stable")
+        top, val = np.take_along_axis(top, order, 1), np.take_along_axis(val, order, 1)
+        out[start : start + chunk] = np.where(val > 0, top, -1)
+    return out
+
+
+def neighbour_graph(lists: np.ndarray) -> np.ndarray:
+    """The symmetric ``(N, N)`` boolean graph of neighbour lists (-1 entries ignored)."""
+    n = lists.shape[0]
+    graph = np.zeros((n, n), dtype=bool)
+    rows, cols = np.nonzero(lists >= 0)
+    graph[rows, lists[rows, cols]] = True
+    return graph | graph.T
 
 
 def _rec_loss(
@@ -677,6 +736,17 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
+def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
+    """The neighbour lists and graph of ``clr_neighbours`` (from the rows of S)."""
+    if similarity is None:
+        msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
+        raise ValueError(msg)
+    rows = data.similarity_rows if data.similarity_rows is not None else similarity_rows(similarity)
+    lists = similarity_neighbours(rows, data.cfg.clr_neighbours)
+    data.neighbour_lists = torch.as_tensor(lists, device=device)
+    data.neighbour_graph = torch.as_tensor(neighbour_graph(lists), device=device)
+
+
 def fit(
     images: np.ndarray,
     views: np.ndarray,
@@ -749,6 +819,8 @@ def fit(
                 )
             else:
                 data.similarity_rows = similarity_rows(similarity)
+        if cfg.clr_neighbours and cfg.use_clr:
+            _set_neighbours(data, similarity, device)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
         bar = progress(
