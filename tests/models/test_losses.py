@@ -129,6 +129,31 @@ def test_contrastive_positives_average_every_positive_over_unchanged_denominator
         contrastive_loss(e, eb, tau=tau, positives=pos[:3])
 
 
+def test_contrastive_excluded_neighbours_leave_the_denominators_only():
+    """role='excluded': the marked genes are neither negatives nor positives of each other."""
+    g = torch.Generator().manual_seed(4)
+    e = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    eb = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    tau = 0.5
+
+    def s(a, b):
+        return math.exp(torch.nn.functional.cosine_similarity(a, b, dim=0).item() / tau)
+
+    out = torch.zeros(5, 5, dtype=torch.bool)
+    out[1, 3] = out[3, 1] = True
+    total = 0.0
+    for i in range(5):
+        keep = [k for k in range(5) if not out[i, k]]
+        den1 = sum(s(e[i], e[k]) for k in keep if k != i) + sum(s(e[i], eb[k]) for k in keep)
+        den2 = sum(s(eb[i], e[k]) for k in keep) + sum(s(eb[i], eb[k]) for k in keep if k != i)
+        total += -math.log(s(e[i], eb[i]) / den1) - math.log(s(eb[i], e[i]) / den2)
+    got = contrastive_loss(e, eb, tau=tau, positives=out, role="excluded").item()
+    assert got == pytest.approx(total / 5, rel=1e-10)
+    assert got < contrastive_loss(e, eb, tau=tau).item()  # fewer negatives
+    with pytest.raises(ValueError, match="role"):
+        contrastive_loss(e, eb, positives=out, role="negative")
+
+
 def test_contrastive_positives_pull_neighbours_together():
     """With gene 1 a positive of gene 0, moving e_0 towards gene 1 lowers the loss."""
     g = torch.Generator().manual_seed(3)

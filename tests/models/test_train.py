@@ -320,6 +320,8 @@ def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positiv
     assert DARLCConfig.from_preset("paper").clr_neighbours == 0  # eq. 10 as written
     with pytest.raises(ValueError, match="clr_neighbours"):
         DARLCConfig.from_preset("fast", clr_neighbours=-1)
+    with pytest.raises(ValueError, match="clr_neighbour_role"):
+        DARLCConfig.from_preset("fast", clr_neighbour_role="negative")
 
 
 def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():

@@ -54,6 +54,8 @@ class DARLCConfig:
     # extra positives of L_clr (supervised-contrastive form, Khosla et al. 2020) and every
     # batch pairs its genes with one of them; 0: eq. 10 as written (the own view only)
     clr_neighbours: int = 0
+    # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
+    clr_neighbour_role: str = "positive"
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -158,6 +160,7 @@ class DARLCConfig:
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),
             ("clr_view", ("full", "masked")),
+            ("clr_neighbour_role", ("positive", "excluded")),
             ("encoder_input", ("raw", "view")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),

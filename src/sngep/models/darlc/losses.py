@@ -42,6 +42,7 @@ def contrastive_loss(
     queue: torch.Tensor | None = None,
     queue_mask: torch.Tensor | None = None,
     positives: torch.Tensor | None = None,
+    role: str = "positive",
 ) -> torch.Tensor:
     """Symmetric contrastive loss ``L_clr`` of eq. 10, averaged over the batch.
 
@@ -78,6 +79,10 @@ def contrastive_loss(
         ``eb_k`` of every positive ``k`` (the supervised-contrastive "outside" form of
         Khosla et al. 2020, the denominators unchanged); likewise for ``eb_i``. ``None`` or
         no True entry: eq. 10 as written.
+    role
+        What ``positives`` marks: ``'positive'`` (above) or ``'excluded'``: those genes are
+        left out of both denominators and the own view stays the only positive (false
+        negatives cancelled without being attracted; Huynh et al. 2022).
 
     Returns
     -------
@@ -108,13 +113,25 @@ def contrastive_loss(
             sim_bq = sim_bq.masked_fill(queue_mask, float("-inf"))
         parts_e.append(sim_aq)
         parts_b.append(sim_bq)
+    if positives is not None:
+        if positives.shape != eye.shape:
+            msg = f"positives must be (B, B) = {tuple(eye.shape)}, got {tuple(positives.shape)}"
+            raise ValueError(msg)
+        if role not in ("positive", "excluded"):
+            msg = f"role must be 'positive' or 'excluded', got {role!r}"
+            raise ValueError(msg)
+        if role == "excluded":
+            out = positives & ~eye
+            parts_e[:2] = [sim_aa.masked_fill(out, -torch.inf), sim_ab.masked_fill(out, -torch.inf)]
+            parts_b[:2] = [
+                sim_ab.T.masked_fill(out, -torch.inf),
+                sim_bb.masked_fill(out, -torch.inf),
+            ]
+            positives = None
     log_den_e = torch.logsumexp(torch.cat(parts_e, dim=1), dim=1)
     log_den_b = torch.logsumexp(torch.cat(parts_b, dim=1), dim=1)
     if positives is None:
         return ((log_den_e - pos) + (log_den_b - pos)).mean()
-    if positives.shape != eye.shape:
-        msg = f"positives must be (B, B) = {tuple(eye.shape)}, got {tuple(positives.shape)}"
-        raise ValueError(msg)
     extra = (positives & ~eye).to(e.dtype)
     n_pos = 1.0 + 2.0 * extra.sum(dim=1)
     # the -inf diagonals of sim_aa / sim_bb meet extra = 0: zero them before multiplying

@@ -135,18 +135,24 @@ class _Data:
         embeddings of other genes (neither the gene itself nor its neighbours) are extra
         negatives, and this batch's ``e_bar`` joins the queue (at most ``N - batch size``
         entries, the number of genes outside a batch)."""
-        graph = self.neighbour_graph
+        graph, role = self.neighbour_graph, self.cfg.clr_neighbour_role
         positives = None if graph is None else graph[idx][:, idx]
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
-            return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives)
+            return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives, role=role)
         mask = None
         if self.queue is not None:
             mask = idx[:, None] == self.queue_genes[None, :]
             if graph is not None:
                 mask = mask | graph[idx][:, self.queue_genes]
         loss = contrastive_loss(
-            e, e_bar, tau=self.cfg.tau, queue=self.queue, queue_mask=mask, positives=positives
+            e,
+            e_bar,
+            tau=self.cfg.tau,
+            queue=self.queue,
+            queue_mask=mask,
+            positives=positives,
+            role=role,
         )
         new, genes = e_bar.detach(), idx.detach()
         if self.queue is not None:
