@@ -59,8 +59,9 @@ def darlc(
         ``.varm`` key of the images.
     similarity_key
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
-        the Laplacian loss (needed unless ``use_lap=False``) and, where present, to start the
-        mixture (``cluster_init='seed_similarity'``, the default preset's).
+        the Laplacian loss (needed unless ``use_lap=False``), by the contrastive loss's
+        neighbour positives (needed unless ``clr_neighbours=0``) and, where present, to start
+        the mixture (``cluster_init='seed_similarity'``, the default preset's).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the
@@ -131,10 +132,14 @@ def darlc(
     model = DARLC(k, preset=preset, device=device, random_state=random_state, **given, **options)
     _warn_if_gpu_preset_on_cpu(preset, model)
     similarity = adata.varp.get(similarity_key)  # also starts the mixture (cluster_init)
-    if model.config.use_lap and similarity is None:
+    cfg = model.config
+    uses = (("use_lap", cfg.use_lap), ("clr_neighbours", cfg.clr_neighbours and cfg.use_clr))
+    needs = [name for name, on in uses if on]
+    if needs and similarity is None:
+        off = ", ".join(f"{n}={0 if n == 'clr_neighbours' else False}" for n in needs)
         msg = (
             f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
-            "(the Laplacian loss needs it) or pass use_lap=False"
+            f"({' and '.join(needs)} need it) or pass {off}"
         )
         raise KeyError(msg)
 
