@@ -147,9 +147,10 @@ def test_errors(tiny, fast_kwargs):
     del nosim.varp["seed_similarity"]
     with pytest.raises(KeyError, match="seed_similarity"):
         sngep.tl.darlc(nosim, n_clusters=2, **fast_kwargs)
-    sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, **fast_kwargs)  # fine without it
-    with pytest.raises(KeyError, match="clr_neighbours need it"):
-        sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, clr_neighbours=3, **fast_kwargs)
+    with pytest.raises(KeyError, match="clr_neighbours need it"):  # on in the default
+        sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, **fast_kwargs)
+    # fine without it
+    sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, clr_neighbours=0, **fast_kwargs)
     with pytest.raises(TypeError, match="unknown DARLC option"):
         sngep.tl.darlc(tiny, n_clusters=2, use_claw=False, **fast_kwargs)
     with pytest.raises(ValueError, match="augment"):

@@ -234,6 +234,7 @@ _DEFAULT = dict(
     head="standardise",  # z = the [CLS] token standardised: a trained projection added noise
     covariance="diag",  # full 32 x 32 covariances made one-gene clusters on real data
     cluster_init="seed_similarity",  # the mixture starts from Leiden on the rows of S
+    clr_neighbours=10,  # a gene's 10 nearest genes in the rows of S are positives of L_clr
     augment="gat_spots",
     epochs=20,
     tol=0.005,

@@ -91,7 +91,9 @@ class DARLC:
     ) -> DARLC:
         """Train on ``(N, H, W)`` images.
 
-        ``similarity`` is the seeding similarity for L_lap (required unless ``use_lap=False``);
+        ``similarity`` is the seeding similarity for L_lap (required unless ``use_lap=False``),
+        the neighbour positives of L_clr (required unless ``clr_neighbours=0``) and the
+        mixture's start (``cluster_init='seed_similarity'``);
         ``views`` overrides the denoised positive views (otherwise made per ``augment``).
         """
         images = np.asarray(images, dtype=np.float32)
