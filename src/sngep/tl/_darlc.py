@@ -41,10 +41,11 @@ def darlc(
 
     Three stages, each with its own length: the GAT denoiser makes the positive views
     (``gat_epochs`` optimiser steps); Module I (masked image modelling + contrastive
-    learning, ViT encoder) is pretrained (``pretrain_steps`` optimiser steps, or ``pretrain_epochs`` epochs); then
-    Module I, the projection head and a Student's t mixture are trained jointly (at most
-    ``epochs`` epochs, Algorithm 1 of the paper), stopping early once fewer than the preset's
-    ``tol`` of the genes change cluster between epochs.
+    learning, ViT encoder) is pretrained (``pretrain_steps`` optimiser steps, or
+    ``pretrain_epochs`` epochs); then Module I, the projection head and a Student's t
+    mixture are trained jointly (at most ``epochs`` epochs, Algorithm 1 of the paper),
+    stopping early once fewer than the preset's ``tol`` of the genes change cluster between
+    epochs.
 
     Parameters
     ----------
@@ -133,13 +134,16 @@ def darlc(
     _warn_if_gpu_preset_on_cpu(preset, model)
     similarity = adata.varp.get(similarity_key)  # also starts the mixture (cluster_init)
     cfg = model.config
-    uses = (("use_lap", cfg.use_lap), ("clr_neighbours", cfg.clr_neighbours and cfg.use_clr))
-    needs = [name for name, on in uses if on]
+    uses = (
+        ("use_lap", cfg.use_lap, "use_lap=False"),
+        ("clr_neighbours", cfg.uses_neighbours, "clr_neighbours=0"),
+    )
+    needs = [(name, off) for name, on, off in uses if on]
     if needs and similarity is None:
-        off = ", ".join(f"{n}={0 if n == 'clr_neighbours' else False}" for n in needs)
+        names, off = " and ".join(n for n, _ in needs), ", ".join(o for _, o in needs)
         msg = (
             f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity(adata) first "
-            f"({' and '.join(needs)} need it) or pass {off}"
+            f"({names} need it) or pass {off}"
         )
         raise KeyError(msg)
 

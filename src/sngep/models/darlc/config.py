@@ -195,6 +195,11 @@ class DARLCConfig:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)
 
+    @property
+    def uses_neighbours(self) -> bool:
+        """Whether L_clr takes neighbour positives from S (``clr_neighbours`` with L_clr on)."""
+        return bool(self.clr_neighbours and self.use_clr)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (h5ad- and checkpoint-friendly: None becomes the string 'none')."""
         return {k: ("none" if v is None else v) for k, v in asdict(self).items()}

@@ -120,19 +120,16 @@ def contrastive_loss(
         if role not in ("positive", "excluded"):
             msg = f"role must be 'positive' or 'excluded', got {role!r}"
             raise ValueError(msg)
+        others = positives & ~eye  # the own view is the diagonal already
         if role == "excluded":
-            out = positives & ~eye
-            parts_e[:2] = [sim_aa.masked_fill(out, -torch.inf), sim_ab.masked_fill(out, -torch.inf)]
-            parts_b[:2] = [
-                sim_ab.T.masked_fill(out, -torch.inf),
-                sim_bb.masked_fill(out, -torch.inf),
-            ]
+            parts_e[:2] = [sim.masked_fill(others, -torch.inf) for sim in (sim_aa, sim_ab)]
+            parts_b[:2] = [sim.masked_fill(others, -torch.inf) for sim in (sim_ab.T, sim_bb)]
             positives = None
     log_den_e = torch.logsumexp(torch.cat(parts_e, dim=1), dim=1)
     log_den_b = torch.logsumexp(torch.cat(parts_b, dim=1), dim=1)
     if positives is None:
         return ((log_den_e - pos) + (log_den_b - pos)).mean()
-    extra = (positives & ~eye).to(e.dtype)
+    extra = others.to(e.dtype)
     n_pos = 1.0 + 2.0 * extra.sum(dim=1)
     # the -inf diagonals of sim_aa / sim_bb meet extra = 0: zero them before multiplying
     cross_e = (extra * (sim_ab + sim_aa.masked_fill(eye, 0.0))).sum(dim=1)

@@ -112,7 +112,7 @@ class DARLC:
         if self.config.use_lap and similarity is None:
             msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
-        if self.config.clr_neighbours and self.config.use_clr and similarity is None:
+        if self.config.uses_neighbours and similarity is None:
             msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
             raise ValueError(msg)
         x = normalise_images(images, mask)

@@ -136,15 +136,16 @@ class _Data:
         negatives, and this batch's ``e_bar`` joins the queue (at most ``N - batch size``
         entries, the number of genes outside a batch)."""
         graph, role = self.neighbour_graph, self.cfg.clr_neighbour_role
-        positives = None if graph is None else graph[idx][:, idx]
+        rows = None if graph is None else graph[idx]  # this batch's rows of the graph
+        positives = None if rows is None else rows[:, idx]
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
             return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives, role=role)
         mask = None
         if self.queue is not None:
             mask = idx[:, None] == self.queue_genes[None, :]
-            if graph is not None:
-                mask = mask | graph[idx][:, self.queue_genes]
+            if rows is not None:
+                mask = mask | rows[:, self.queue_genes]
         loss = contrastive_loss(
             e,
             e_bar,
@@ -825,7 +826,7 @@ def fit(
                 )
             else:
                 data.similarity_rows = similarity_rows(similarity)
-        if cfg.clr_neighbours and cfg.use_clr:
+        if cfg.uses_neighbours:
             _set_neighbours(data, similarity, device)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
