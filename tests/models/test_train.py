@@ -289,44 +289,6 @@ def test_similarity_neighbours_find_the_genes_whose_rows_of_s_agree():
     assert similarity_neighbours(similarity_rows(s), 50).shape == (13, 12)  # k <= N - 1
 
 
-def test_mixed_neighbours_rank_by_csls_of_both_correlations_and_discount_hubs():
-    """clr_neighbour_source='mixed': M = r(rows of S) + r(images), ranked by 2 M_ij - r_i -
-    r_j; equal to a brute-force loop whatever the chunk, and a gene close to everybody (a
-    hub) loses its place to a gene close to one gene only."""
-    import numpy as np
-
-    from sngep.models.darlc.train import image_pixels, mixed_neighbours, similarity_rows
-
-    rng = np.random.default_rng(0)
-    n, k = 9, 3
-    rows = similarity_rows(np.abs(rng.normal(size=(n, n))) + np.eye(n))
-    pixels = image_pixels(rng.normal(size=(n, 4, 5)).astype(np.float32), None)
-    centred = rows - rows.mean(1, keepdims=True)
-    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
-    m = centred @ centred.T + pixels @ pixels.T
-    np.fill_diagonal(m, -np.inf)
-    local = np.sort(m, 1)[:, -k:].mean(1)
-    want = np.argsort(-(2 * m - local[:, None] - local[None, :]), 1, kind="stable")[:, :k]
-    want = np.where(np.take_along_axis(m, want, 1) > 0, want, -1)
-    for chunk in (2, 4, 2048):
-        np.testing.assert_array_equal(mixed_neighbours(rows, pixels, k, chunk=chunk), want)
-    assert np.abs(np.linalg.norm(pixels, axis=1) - 1).max() < 1e-5  # unit rows: r = dot
-    eye = np.eye(6, dtype=np.float32)  # M < 0 for every pair: no neighbours at all
-    assert (mixed_neighbours(eye, eye, 2) == -1).all()
-    # the images alone (S rows all 0): gene 0 is a hub, close to every gene and very close
-    # to genes 3-5; gene 1's nearest by M is the hub (0.2), its own partner is gene 2 (0.175)
-    m = np.zeros((6, 6))
-    m[0, 1:3] = 0.2
-    m[0, 3:] = 0.3
-    m[1, 2], m[3, 4], m[3, 5], m[4, 5] = 0.175, 0.05, 0.05, 0.05
-    gram = np.eye(6) + m + m.T
-    w, v = np.linalg.eigh(gram)
-    assert w.min() > 0
-    pixels = (v * np.sqrt(w)).astype(np.float32)  # rows with these dot products
-    assert np.argmax(m[1] + m[:, 1]) == 0
-    assert mixed_neighbours(np.zeros((6, 6), np.float32), pixels, 1)[1, 0] == 2
-
-
 def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positives():
     """clr_neighbours: every epoch holds each gene once as a drawn gene, each joined by one of
     its neighbours, and L_clr receives the batch's block of the neighbour graph."""
@@ -360,8 +322,6 @@ def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positiv
         DARLCConfig.from_preset("fast", clr_neighbours=-1)
     with pytest.raises(ValueError, match="clr_neighbour_role"):
         DARLCConfig.from_preset("fast", clr_neighbour_role="negative")
-    with pytest.raises(ValueError, match="clr_neighbour_source"):
-        DARLCConfig.from_preset("fast", clr_neighbour_source="images")
 
 
 def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():

@@ -56,10 +56,6 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
-    # what ranks the neighbours: 'similarity' (the cosine of the rows of S) or 'mixed' (that
-    # cosine plus the Pearson correlation of the two genes' images in the tissue, hubs
-    # discounted by cross-domain similarity local scaling, Conneau et al. 2018)
-    clr_neighbour_source: str = "similarity"
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -165,7 +161,6 @@ class DARLCConfig:
             ("rec_target", ("raw", "view")),
             ("clr_view", ("full", "masked")),
             ("clr_neighbour_role", ("positive", "excluded")),
-            ("clr_neighbour_source", ("similarity", "mixed")),
             ("encoder_input", ("raw", "view")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),

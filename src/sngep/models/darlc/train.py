@@ -231,50 +231,6 @@ def similarity_neighbours(rows: np.ndarray, k: int, chunk: int = 2048) -> np.nda
     return out
 
 
-def mixed_neighbours(
-    rows: np.ndarray, pixels: np.ndarray, k: int, chunk: int = 2048
-) -> np.ndarray:
-    """``(N, k)`` each gene's ``k`` nearest genes by ``M = r(rows of S) + r(images)``, the
-    Pearson correlation of two genes' rows of S (:func:`similarity_rows`) plus that of their
-    in-tissue pixels (``pixels``: unit-length, mean-0 rows, :func:`image_pixels`), ranked by
-    cross-domain similarity local scaling ``2 M_ij - r_i - r_j`` (``r_i``: the mean of gene
-    i's k largest ``M_ij``).
-
-    The images add what a gene looks like to what its similarities say, which helps where S
-    smooths small images; CSLS keeps broad, highly expressed genes from becoming everybody's
-    neighbour (on the standardised DLPFC images 5 % of the genes fill 75 % of the 10-nearest
-    lists). Only pairs with ``M_ij > 0`` count; shorter lists are padded with -1.
-    """
-    n = rows.shape[0]
-    k = min(k, n - 1)
-    rows = image_pixels(rows - rows.mean(axis=1, keepdims=True), None)  # unit, mean-0 rows
-
-    def block(start: int) -> np.ndarray:
-        m = rows[start : start + chunk] @ rows.T + pixels[start : start + chunk] @ pixels.T
-        m[np.arange(m.shape[0]), np.arange(start, start + m.shape[0])] = -np.inf
-        return m
-
-    local = np.empty(n, dtype=np.float64)
-    for start in range(0, n, chunk):
-        local[start : start + chunk] = -np.sort(-block(start), axis=1)[:, :k].mean(axis=1)
-    out = np.full((n, k), -1, dtype=np.int64)
-    for start in range(0, n, chunk):
-        m = block(start)
-        csls = 2.0 * m - local[start : start + m.shape[0], None] - local[None, :]
-        top = np.argsort(-csls, axis=1, kind="stable")[:, :k]
-        out[start : start + chunk] = np.where(np.take_along_axis(m, top, 1) > 0, top, -1)
-    return out
-
-
-def image_pixels(images: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """``(N, P)`` the in-tissue pixels of :func:`normalise_images` output scaled to unit
-    length: their dot products are the Pearson correlations of the images (0 for constant)."""
-    x = np.asarray(images, dtype=np.float32)
-    pix = x[:, mask] if mask is not None else x.reshape(x.shape[0], -1)
-    norm = np.linalg.norm(pix, axis=1, keepdims=True)
-    return pix / np.where(norm > 0, norm, 1.0)
-
-
 def neighbour_graph(lists: np.ndarray) -> np.ndarray:
     """The symmetric ``(N, N)`` boolean graph of neighbour lists (-1 entries ignored)."""
     n = lists.shape[0]
@@ -787,21 +743,13 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
-def _set_neighbours(
-    data: _Data, similarity: Any, device: torch.device, mask: np.ndarray | None = None
-) -> None:
-    """The neighbour lists and graph of ``clr_neighbours`` (rows of S, or mixed with the
-    images' correlations for ``clr_neighbour_source='mixed'``)."""
+def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
+    """The neighbour lists and graph of ``clr_neighbours`` (from the rows of S)."""
     if similarity is None:
         msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
         raise ValueError(msg)
     rows = data.similarity_rows if data.similarity_rows is not None else similarity_rows(similarity)
-    k = data.cfg.clr_neighbours
-    if data.cfg.clr_neighbour_source == "mixed":
-        pixels = image_pixels(data.x.cpu().numpy(), None if mask is None else np.asarray(mask, bool))
-        lists = mixed_neighbours(rows, pixels, k)
-    else:
-        lists = similarity_neighbours(rows, k)
+    lists = similarity_neighbours(rows, data.cfg.clr_neighbours)
     data.neighbour_lists = torch.as_tensor(lists, device=device)
     data.neighbour_graph = torch.as_tensor(neighbour_graph(lists), device=device)
 
@@ -879,7 +827,7 @@ def fit(
             else:
                 data.similarity_rows = similarity_rows(similarity)
         if cfg.uses_neighbours:
-            _set_neighbours(data, similarity, device, mask)
+            _set_neighbours(data, similarity, device)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
         bar = progress(
