@@ -146,6 +146,9 @@ def test_denoise_gat_images_seeded_and_checked():
         denoise_gat_images(noisy[:, :-1], mask, **kw)
     with pytest.raises(ValueError, match="steps"):
         denoise_gat_images(noisy, mask, **{**kw, "steps": -1})
+    for name, val in (("lr", 0.0), ("weight_decay", -1e-4), ("gradient_clipping", np.nan)):
+        with pytest.raises(ValueError, match=name):
+            denoise_gat_images(noisy, mask, **{**kw, name: val})
 
 
 @pytest.mark.parametrize("augment", ["gat", "gat_spots"])

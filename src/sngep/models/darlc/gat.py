@@ -387,6 +387,18 @@ def _seed(random_state: int | None) -> int:
     return int(random_state)
 
 
+def check_optimiser(lr: float, weight_decay: float, gradient_clipping: float) -> None:
+    """Raise ``ValueError`` unless ``lr`` and ``gradient_clipping`` are finite and positive
+    and ``weight_decay`` is finite and >= 0 (the GAT trainers' Adam settings)."""
+    for name, val in (("lr", lr), ("gradient_clipping", gradient_clipping)):
+        if not (np.isfinite(val) and val > 0):
+            msg = f"{name} must be positive, got {val!r}"
+            raise ValueError(msg)
+    if not (np.isfinite(weight_decay) and weight_decay >= 0):
+        msg = f"weight_decay must be >= 0, got {weight_decay!r}"
+        raise ValueError(msg)
+
+
 def denoise_gat(
     x: np.ndarray,
     edge_index: torch.Tensor | np.ndarray,
@@ -457,13 +469,7 @@ def denoise_gat(
     if int(epochs) != epochs or epochs < 1:
         msg = f"epochs must be a positive integer, got {epochs!r}"
         raise ValueError(msg)
-    for name, val in (("lr", lr), ("gradient_clipping", gradient_clipping)):
-        if not (np.isfinite(val) and val > 0):
-            msg = f"{name} must be positive, got {val!r}"
-            raise ValueError(msg)
-    if not (np.isfinite(weight_decay) and weight_decay >= 0):
-        msg = f"weight_decay must be >= 0, got {weight_decay!r}"
-        raise ValueError(msg)
+    check_optimiser(lr, weight_decay, gradient_clipping)
     n_spots, n_genes = x.shape
     ei = _with_self_loops(_check_edge_index(edge_index, n_spots), n_spots)
     dev = resolve_device(device)

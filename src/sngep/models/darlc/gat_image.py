@@ -49,7 +49,7 @@ from torch import nn
 
 from sngep._progress import progress
 from sngep.models.darlc._device import adam, resolve_device
-from sngep.models.darlc.gat import _GAIN, _seed
+from sngep.models.darlc.gat import _GAIN, _seed, check_optimiser
 
 __all__ = ["ImageGAT", "PixelGrid", "apply_gat_images", "denoise_gat_images"]
 
@@ -225,6 +225,7 @@ def denoise_gat_images(
     if int(steps) != steps or steps < 0 or int(batch_size) != batch_size or batch_size < 1:
         msg = f"need steps >= 0 and batch_size >= 1 (integers), got {steps!r}, {batch_size!r}"
         raise ValueError(msg)
+    check_optimiser(lr, weight_decay, gradient_clipping)
     n_img = x.shape[0]
     dev = resolve_device(device)
     grid = PixelGrid(mask, radius, device=dev)
