@@ -38,14 +38,16 @@ def _top(m: np.ndarray) -> np.ndarray:
 
 def rankings(case: dict) -> dict[str, np.ndarray]:
     rows = similarity_rows(case["similarity"])
+    centred = _unit(rows)
     images = _unit(lab.std_flat(case["images"], case["mask"]))
-    m = _unit(rows) @ _unit(rows).T + images @ images.T
+    corr_images = images @ images.T
+    m = centred @ centred.T + corr_images
     off = m.copy()
     np.fill_diagonal(off, -np.inf)
     local = np.sort(off, axis=1)[:, -K:].mean(axis=1)
     return {
         "rows of S (default)": similarity_neighbours(rows, K),
-        "images": _top(images @ images.T),
+        "images": _top(corr_images),
         "mixed, CSLS": _top(2 * m - local[:, None] - local[None, :]),
     }
 
