@@ -241,6 +241,28 @@ def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
     torch.testing.assert_close(feats, net.features(x))
 
 
+def test_clr_weight_scales_l_clr_only():
+    """clr_weight multiplies L_clr where it enters UWL (eq. 11); L_rec is unchanged."""
+    from dataclasses import replace
+
+    from sngep.models.darlc.train import _ssl_loss
+
+    net, data, _ = _tiny_setup()
+    idx = torch.arange(5)
+    state = data.gen.get_state()
+    rec1, clr1, _ = _ssl_loss(net, idx, data, features=False)
+    data.cfg = replace(data.cfg, clr_weight=2.5)
+    data.gen.set_state(state)
+    rec2, clr2, _ = _ssl_loss(net, idx, data, features=False)
+    torch.testing.assert_close(rec2, rec1)
+    torch.testing.assert_close(clr2, 2.5 * clr1)
+    assert float(clr1) > 0
+    from sngep.models.darlc.config import DARLCConfig
+
+    with pytest.raises(ValueError, match="clr_weight"):
+        DARLCConfig.from_preset("fast", clr_weight=-1.0)
+
+
 def test_clr_queue_keeps_the_latest_targets_and_never_contrasts_a_gene_with_itself():
     """clr_queue: the batch's target embeddings join a FIFO of ``clr_queue`` entries that are
     extra negatives of L_clr for the next batches, except for the genes they embed."""

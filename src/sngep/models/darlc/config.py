@@ -56,6 +56,8 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
+    # L_clr enters UWL (eq. 11) multiplied by clr_weight (1: eq. 11 as written)
+    clr_weight: float = 1.0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -187,7 +189,7 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
-        for name in ("clr_queue", "clr_neighbours"):
+        for name in ("clr_queue", "clr_neighbours", "clr_weight"):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)

@@ -292,7 +292,7 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     e = None
     if cfg.use_clr:
         e = net.module_i.head(cls_masked if masked else cls)  # eq. 9
-        clr = data.contrast(e, net.module_i.target_embed(data.v[idx]), idx)
+        clr = cfg.clr_weight * data.contrast(e, net.module_i.target_embed(data.v[idx]), idx)
     else:
         clr = torch.zeros((), device=xb.device)
     if not features:
