@@ -56,7 +56,8 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
-    # L_clr enters UWL (eq. 11) multiplied by clr_weight (1: eq. 11 as written)
+    # L_clr enters UWL (eq. 11) multiplied by clr_weight (1: eq. 11 as written). The UWL
+    # weights barely move in 1500 steps, so this sets the rec:clr balance (docs/departures.md)
     clr_weight: float = 1.0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
