@@ -242,9 +242,11 @@ def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
 
 
 def test_clr_weight_scales_l_clr_only():
-    """clr_weight multiplies L_clr where it enters UWL (eq. 11); L_rec is unchanged."""
+    """clr_weight multiplies L_clr where it enters UWL (eq. 11; L2 reads the same
+    _ssl_loss); L_rec is unchanged; a negative or NaN weight is refused."""
     from dataclasses import replace
 
+    from sngep.models.darlc.config import DARLCConfig
     from sngep.models.darlc.train import _ssl_loss
 
     net, data, _ = _tiny_setup()
@@ -257,10 +259,9 @@ def test_clr_weight_scales_l_clr_only():
     torch.testing.assert_close(rec2, rec1)
     torch.testing.assert_close(clr2, 2.5 * clr1)
     assert float(clr1) > 0
-    from sngep.models.darlc.config import DARLCConfig
-
-    with pytest.raises(ValueError, match="clr_weight"):
-        DARLCConfig.from_preset("fast", clr_weight=-1.0)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="clr_weight"):
+            DARLCConfig.from_preset("fast", clr_weight=bad)
 
 
 def test_clr_queue_keeps_the_latest_targets_and_never_contrasts_a_gene_with_itself():

@@ -56,8 +56,9 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
-    # L_clr enters UWL (eq. 11) multiplied by clr_weight (1: eq. 11 as written). The UWL
-    # weights barely move in 1500 steps, so this sets the rec:clr balance (docs/departures.md)
+    # L_clr enters its UWL (eq. 11 in the pretraining, Algorithm 1 line 22 in L2) multiplied
+    # by clr_weight (1: as written). The UWL weights barely move in 1500 steps, so this sets
+    # the rec:clr balance (docs/departures.md); the history's clr terms are the weighted ones
     clr_weight: float = 1.0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
@@ -190,10 +191,13 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
-        for name in ("clr_queue", "clr_neighbours", "clr_weight"):
+        for name in ("clr_queue", "clr_neighbours"):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
+        if not (math.isfinite(self.clr_weight) and self.clr_weight >= 0):
+            msg = f"clr_weight must be finite and >= 0, got {self.clr_weight!r}"
+            raise ValueError(msg)
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)
