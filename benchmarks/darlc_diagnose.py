@@ -68,7 +68,7 @@ def features(model, images: np.ndarray) -> dict[str, np.ndarray]:
             out["cls"].append(cls)
             out["patch mean"].append(tokens.mean(dim=1))
             out["e"].append(e)
-            out["z"].append(net.head(e if net.head_input == "e" else cls))
+            out["z"].append(net.head(e if net.head_input == "e" else cls, net.covariates(xb)))
     net.train(was)
     return {k: torch.cat(v).cpu().numpy() for k, v in out.items()}
 

@@ -170,3 +170,24 @@ def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
     assert not np.allclose(a, fit(clr_neighbours=0).embedding_)
     with pytest.raises(ValueError, match="clr_neighbours > 0 needs the seeding similarity"):
         fit(similarity=None, clr_neighbours=3, use_lap=False, cluster_init="kmeans")
+
+
+def test_regress_out_detection_leaves_no_sparsity_in_the_embedding(data, tmp_path):
+    """regress_out='detection': every dimension of X_darlc is uncorrelated with the genes'
+    detection rate (and its square) over the training genes; saved models embed the same."""
+    images, mask, sim, names = data
+    m = DARLC(3, regress_out="detection", **FAST).fit(
+        images, mask=mask, similarity=sim, show_progress_bar=False
+    )
+    d = (images[:, mask] > 0).mean(axis=1)
+    assert d.std() > 0.05  # the genes differ in sparsity, so the test can fail
+
+    def max_corr(emb):
+        return max(abs(np.corrcoef(cov, col)[0, 1]) for cov in (d, d**2) for col in emb.T)
+
+    assert max_corr(m.embedding_) < 1e-3
+    plain = DARLC(3, **FAST).fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    assert max_corr(plain.embedding_) > 0.2
+    m.save(tmp_path / "m.pt")
+    back = DARLC.load(tmp_path / "m.pt")
+    np.testing.assert_allclose(back.embed(images), m.embedding_, atol=1e-5)

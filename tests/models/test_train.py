@@ -1,5 +1,6 @@
 """Joint-training numerics: the gradient step on Theta (Algorithm 1 line 23) stays finite."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,13 +97,20 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
         gen=torch.Generator().manual_seed(seed),
         seed=seed,
     )
+    data.cov = net.covariates(x)
     return net, data, np
 
 
 @pytest.mark.parametrize(
-    ("rec_target", "head"), [("raw", "mlp"), ("view", "mlp"), ("view", "standardise")]
+    ("rec_target", "head", "regress_out"),
+    [
+        ("raw", "mlp", None),
+        ("view", "mlp", None),
+        ("view", "standardise", None),
+        ("view", "standardise", "detection"),
+    ],
 )
-def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head):
+def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head, regress_out):
     """The chunked three-part gradient of L1 (train.l1_step) is the gradient of eq. 16."""
     import math
 
@@ -110,7 +118,11 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head)
     from sngep.models.darlc.smm import size_loss
     from sngep.models.darlc.train import calibrated_z, l1_step
 
-    net, data, _ = _tiny_setup(rec_target=rec_target, head=head)
+    net, data, _ = _tiny_setup(rec_target=rec_target, head=head, regress_out=regress_out)
+    if regress_out is not None:  # images of unequal sparsity, so the covariates vary
+        data.x = torch.relu(data.x - torch.linspace(-1, 1, data.n)[:, None, None])
+        data.cov = net.covariates(data.x)
+        assert data.cov[:, 0].std() > 0.1
     h_all, z_all = calibrated_z(net, data)
     net.smm.fit_em(z_all, n_iter=5, random_state=0)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -124,7 +136,8 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head)
         p.grad = None
     n, bs = data.n, data.bs
     net.head.train()
-    z = net.head(torch.cat([net.features(data.x[i : i + bs]) for i in range(0, n, bs)]))
+    h = torch.cat([net.features(data.x[i : i + bs]) for i in range(0, n, bs)])
+    z = net.head(h, data.cov)
     net.head.eval()
     target = data.v if data.cfg.rec_target == "view" else data.x
     rec = sum(
@@ -392,3 +405,27 @@ def test_seed_similarity_start_partitions_the_genes_by_their_similarity_rows(mon
     assert ari(blocks, seen["labels"]) == pytest.approx(1.0)
     init_mixture(smm, z, DARLCConfig.from_preset("fast"), 0)  # k-means on z: not the blocks
     assert ari(blocks, seen["labels"]) < 0.5
+
+
+def test_covariates_are_the_detection_rate_inside_the_tissue():
+    """regress_out='detection': d = the fraction of tissue pixels above the image's floor
+    (where a normalised image puts every zero count); pixels outside the tissue ignored."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import DARLCNet, normalise_images
+
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[:, :4] = True  # 24 tissue pixels
+    raw = np.zeros((3, 6, 6), dtype=np.float32)
+    raw[0, :3, :2] = 2.0  # 6 of 24 detected
+    raw[1, :, :4] = 1.0 + np.arange(24).reshape(6, 4)  # all detected
+    raw[1, 0, 0] = 0.0  # but one: 23 of 24
+    raw[2, :, 4:] = 5.0  # expressed outside the tissue only: 0 of 24
+    cfg = DARLCConfig.from_preset("fast", regress_out="detection")
+    net = DARLCNet((6, 6), cfg, 2, mask=mask)
+    x = torch.as_tensor(normalise_images(raw, mask))
+    cov = net.covariates(x)
+    d = torch.tensor([6 / 24, 23 / 24, 0.0])
+    torch.testing.assert_close(cov, torch.stack([d, d * d], dim=1))
+    assert DARLCNet((6, 6), DARLCConfig.from_preset("fast"), 2).covariates(x) is None
+    with pytest.raises(ValueError, match="regress_out"):
+        DARLCConfig.from_preset("fast", regress_out="sparsity")

@@ -214,3 +214,29 @@ def test_gradients_reach_encoder_from_embed():
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
     assert all(p.grad is None for p in model.target_parameters())
     assert all(p.grad is None for p in model.decoder.parameters())
+
+
+def test_head_regresses_covariates_out_of_its_input_before_standardising():
+    """n_covariates: calibrate fits e on [1, covariates] by least squares over all genes;
+    z is the residual standardised, so no dimension of z is linear in the covariates."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.rand(40, 2, generator=g)
+    e = 3.0 * c[:, :1] - c[:, 1:] ** 2 + 0.1 * torch.randn(40, 6, generator=g)
+    head = ProjectionHead(6, None, n_covariates=2)
+    head.calibrate(e, c)
+    head.eval()
+    z = head(e, c)
+    design = torch.cat([torch.ones(40, 1), c], dim=1)
+    torch.testing.assert_close(design.T @ z, torch.zeros(3, 6), atol=1e-4, rtol=0)
+    torch.testing.assert_close(z.var(0, unbiased=False), torch.ones(6), atol=1e-2, rtol=0)
+    # without it the covariate is in every dimension of z
+    plain = ProjectionHead(6, None)
+    plain.calibrate(e)
+    plain.eval()
+    assert (design.T @ plain(e)).abs().max() > 1.0
+    with pytest.raises(ValueError, match="covariates"):
+        head(e)
+    # a constant covariate (every gene equally sparse) drops out instead of failing
+    flat = ProjectionHead(6, None, n_covariates=2)
+    flat.calibrate(e, torch.full((40, 2), 0.5))
+    assert torch.isfinite(flat.eval()(e, torch.full((40, 2), 0.5))).all()

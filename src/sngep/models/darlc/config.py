@@ -12,6 +12,7 @@ COVARIANCES = ("full", "diag")
 CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
+REGRESS_OUT = (None, "detection")
 MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
 
 
@@ -69,6 +70,12 @@ class DARLCConfig:
     # 'standardise': z = the head input with each dimension standardised over the genes
     # (BatchNorm without parameters), no projection
     head: str = "mlp"
+    # 'detection': the head input minus its least-squares fit on each gene's detection rate
+    # (the fraction of tissue pixels above the image's floor) and its square, over all genes,
+    # before the head (scanpy's regress_out for a per-gene covariate). Standardised images
+    # still show how sparse a gene is, and the [CLS] token encodes it (issue 10, point 9);
+    # sparsity is not a spatial pattern. None: the head reads its input as it is (the paper)
+    regress_out: str | None = None
     em_iter: int = 50
     em_iter_first: int = 200
     # SMM start, then EM: k-means (10 restarts) or Leiden on z, or Leiden on the rows of the
@@ -143,6 +150,7 @@ class DARLCConfig:
             "pretrain_steps",
             "joint_lr",
             "head_hidden",
+            "regress_out",
         }
         given = {k: v for k, v in overrides.items() if v is not None or k in nullable}
         cfg = replace(PRESETS[preset], **given)
@@ -168,6 +176,7 @@ class DARLCConfig:
             ("encoder_input", ("raw", "view")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),
+            ("regress_out", REGRESS_OUT),
         ):
             if getattr(self, name) not in allowed:
                 msg = f"{name} must be one of {allowed}, got {getattr(self, name)!r}"

@@ -284,7 +284,7 @@ class DARLC:
         model.history_ = ckpt.get("history", {})
         model.summary_ = ckpt.get("summary", {})
         model.centers_ = ckpt.get("centers")
-        net = DARLCNet(model.image_shape, config, model.n_clusters)
+        net = DARLCNet(model.image_shape, config, model.n_clusters, mask=model.mask)
         net.load_state_dict(ckpt["state_dict"])
         model.net = net.to(model.device).eval()
         model.denoiser_ = _load_denoiser(ckpt.get("denoiser"))

@@ -69,9 +69,20 @@ def normalise_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.n
 class DARLCNet(nn.Module):
     """All trainable parts: Module I, projection head (eq. 12), SMM and the UWL weights."""
 
-    def __init__(self, image_shape: tuple[int, int], config: DARLCConfig, n_clusters: int) -> None:
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        config: DARLCConfig,
+        n_clusters: int,
+        mask: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         c = config
+        # the tissue pixels (regress_out='detection' measures sparsity there); not saved:
+        # the model object keeps the mask and passes it back on load
+        tissue = np.ones(image_shape, dtype=bool) if mask is None else np.asarray(mask, bool)
+        self.register_buffer("tissue", torch.as_tensor(tissue), persistent=False)
+        self.regress_out = c.regress_out
         self.module_i = ModuleI(
             image_shape,
             patch_size=resolve_patch_size(c.patch_size, image_shape),
@@ -83,7 +94,8 @@ class DARLCNet(nn.Module):
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.
         head_in = c.contrastive_dim if c.head_input == "e" else c.embed_dim
         out_dim = c.latent_dim if c.head == "mlp" else None  # None: z = standardised input
-        self.head = ProjectionHead(head_in, out_dim, hidden_dim=c.head_hidden)
+        n_cov = 2 if c.regress_out == "detection" else 0
+        self.head = ProjectionHead(head_in, out_dim, hidden_dim=c.head_hidden, n_covariates=n_cov)
         self.head_input = c.head_input
         self.smm = (
             StudentTMixture(
@@ -103,9 +115,25 @@ class DARLCNet(nn.Module):
         cls, _ = self.module_i.encoder(x)
         return self.module_i.head(cls) if self.head_input == "e" else cls
 
+    def covariates(self, x: torch.Tensor) -> torch.Tensor | None:
+        """What the head regresses out of its input for images ``x`` (``regress_out``):
+        ``(N, 2)`` detection rate ``d`` and ``d ** 2``, where ``d`` is the fraction of tissue
+        pixels above the image's minimum there (a normalised image maps every zero count to
+        that floor); ``None`` when nothing is regressed out."""
+        if self.regress_out is None:
+            return None
+        parts = []
+        for i in range(0, x.shape[0], 1024):  # chunks: memory bounded on whole transcriptomes
+            inside = x[i : i + 1024][:, self.tissue]
+            floor = inside.min(dim=1, keepdim=True).values
+            tol = 1e-6 * floor.abs().clamp_min(1.0)
+            parts.append((inside > floor + tol).to(x.dtype).mean(dim=1))
+        d = torch.cat(parts) if parts else x.new_zeros(0)
+        return torch.stack([d, d * d], dim=1)
+
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """Images -> z (eq. 12 on :meth:`features`)."""
-        return self.head(self.features(x))
+        return self.head(self.features(x), self.covariates(x))
 
 
 @dataclass
@@ -128,6 +156,8 @@ class _Data:
     # (N, k) each gene's neighbour list (-1 pads genes with fewer than k)
     neighbour_graph: torch.Tensor | None = None
     neighbour_lists: torch.Tensor | None = None
+    # regress_out: (N, C) covariates of every image (DARLCNet.covariates of x)
+    cov: torch.Tensor | None = None
 
     def contrast(self, e: torch.Tensor, e_bar: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """L_clr (eq. 10) of one batch; with ``clr_neighbours`` the batch's genes that are
@@ -315,7 +345,7 @@ def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """Z for every image with the head in eval mode (its calibrated BN statistics)."""
     was = net.training
     net.eval()
-    out = net.head(encode_all(net, x, batch_size))
+    out = net.head(encode_all(net, x, batch_size), net.covariates(x))
     net.train(was)
     return out
 
@@ -324,9 +354,9 @@ def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor]:
     """Calibrate the head's BN on all genes, put it in eval mode; return (head inputs, z)."""
     h_all = encode_all(net, data.x, data.bs)
-    net.head.calibrate(h_all)
+    net.head.calibrate(h_all, data.cov)
     net.head.eval()
-    return h_all, net.head(h_all)
+    return h_all, net.head(h_all, data.cov)
 
 
 def _lr_lambda(cfg: DARLCConfig, total: int):
@@ -560,7 +590,7 @@ def l1_step(
 
     h_leaf = h_all.clone().requires_grad_(True)
     net.head.train()
-    z_leaf = net.head(h_leaf)
+    z_leaf = net.head(h_leaf, data.cov)
     net.head.eval()
     terms: dict[str, torch.Tensor] = {}
     part1 = z_leaf.sum() * 0.0
@@ -626,7 +656,8 @@ def l2_epoch(
     for idx in data.batches():
         rec, clr, e = _ssl_loss(net, idx, data)
         if net.smm is not None:
-            log_q = torch.log_softmax(net.smm.log_joint(net.head(e)), dim=1)
+            cov = None if data.cov is None else data.cov[idx]
+            log_q = torch.log_softmax(net.smm.log_joint(net.head(e, cov)), dim=1)
             kl = kl_loss(p_all[idx], log_q)
             loss = net.uwl_2(kl, rec, clr)
         else:
@@ -801,7 +832,7 @@ def fit(
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(random_state)
-        net = DARLCNet(tuple(images.shape[1:]), cfg, n_clusters).to(device)
+        net = DARLCNet(tuple(images.shape[1:]), cfg, n_clusters, mask=mask).to(device)
         pixel_weight = None
         if cfg.rec_in_tissue and mask is not None:
             pixel_weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
@@ -818,6 +849,7 @@ def fit(
             gen=torch.Generator(device).manual_seed(random_state),
             seed=int(random_state),
         )
+        data.cov = net.covariates(data.x)
         if cfg.cluster_init == "seed_similarity":
             if similarity is None:
                 logg.warning(

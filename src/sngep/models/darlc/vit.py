@@ -407,6 +407,11 @@ class ProjectionHead(nn.Module):
     hidden_dim
         ``None`` (default): the single layer of eq. 12. An integer gives the "two-layer MLP"
         of main 4.1.5: ``SELU(BN(W2 SELU(BN(W1 e))))``.
+    n_covariates
+        ``0`` (default): the head reads ``e``. ``> 0``: the head reads ``e`` minus its
+        least-squares fit on ``[1, covariates]`` (``DARLCConfig.regress_out``), the
+        coefficients fitted on all genes by :meth:`calibrate` and fixed in between; then
+        ``forward`` and ``calibrate`` need the ``(B, n_covariates)`` covariates.
 
     Notes
     -----
@@ -422,9 +427,19 @@ class ProjectionHead(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int | None = 32, *, hidden_dim: int | None = None
+        self,
+        in_dim: int,
+        out_dim: int | None = 32,
+        *,
+        hidden_dim: int | None = None,
+        n_covariates: int = 0,
     ) -> None:
         super().__init__()
+        # n_covariates > 0: e minus its least-squares fit on [1, covariates] over all genes
+        # (coefficients set by calibrate, fixed in between), as scanpy's regress_out does
+        self.n_covariates = int(n_covariates)
+        if self.n_covariates:  # no buffer otherwise: older checkpoints load unchanged
+            self.register_buffer("beta", torch.zeros(self.n_covariates + 1, in_dim))
         if out_dim is None:  # no projection: z = e standardised per dimension over the genes
             self.net = nn.Sequential(nn.BatchNorm1d(in_dim, affine=False))
             return
@@ -435,20 +450,40 @@ class ProjectionHead(nn.Module):
             layers += [nn.Linear(a, b), nn.BatchNorm1d(b, affine=not last), nn.SELU()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, e: torch.Tensor) -> torch.Tensor:
-        """Project ``e`` to ``z``."""
-        return self.net(e)
+    def _design(self, e: torch.Tensor, covariates: torch.Tensor | None) -> torch.Tensor:
+        if covariates is None or covariates.shape != (e.shape[0], self.n_covariates):
+            got = None if covariates is None else tuple(covariates.shape)
+            msg = f"this head needs ({e.shape[0]}, {self.n_covariates}) covariates, got {got}"
+            raise ValueError(msg)
+        ones = torch.ones(e.shape[0], 1, dtype=e.dtype, device=e.device)
+        return torch.cat([ones, covariates.to(e.dtype)], dim=1)
+
+    def residualise(self, e: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
+        """``e`` minus its calibrated linear fit on the covariates (``e`` itself without)."""
+        if not self.n_covariates:
+            return e
+        return e - self._design(e, covariates) @ self.beta
+
+    def forward(self, e: torch.Tensor, covariates: torch.Tensor | None = None) -> torch.Tensor:
+        """Project ``e`` (residualised on ``covariates`` if the head has any) to ``z``."""
+        return self.net(self.residualise(e, covariates))
 
     @torch.no_grad()
-    def calibrate(self, e: torch.Tensor) -> None:
-        """Set every BatchNorm's running statistics to those of ``e`` (all genes at once).
+    def calibrate(self, e: torch.Tensor, covariates: torch.Tensor | None = None) -> None:
+        """Fit the covariate coefficients (if any) by least squares on ``e`` and set every
+        BatchNorm's running statistics to those of the residuals (all genes at once).
 
         After this the head is meant to run in eval mode everywhere (EM, L1 on all genes,
         L2 on batches), so that the same z enters every part of the joint stage; in train
         mode BN would normalise a 32-gene batch by its own statistics and the whole gene set
         by another's.
         """
-        h = e
+        if self.n_covariates:
+            # the pseudo-inverse: least squares on any device, and a constant covariate
+            # (every image equally sparse) drops out instead of making the fit singular
+            design = self._design(e, covariates).double()
+            self.beta.copy_(torch.linalg.pinv(design) @ e.double())
+        h = self.residualise(e, covariates)
         for layer in self.net:
             if isinstance(layer, nn.BatchNorm1d):
                 layer.running_mean.copy_(h.mean(dim=0))
