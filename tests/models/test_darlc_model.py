@@ -191,3 +191,22 @@ def test_regress_out_detection_leaves_no_sparsity_in_the_embedding(data, tmp_pat
     m.save(tmp_path / "m.pt")
     back = DARLC.load(tmp_path / "m.pt")
     np.testing.assert_allclose(back.embed(images), m.embedding_, atol=1e-5)
+
+
+def test_shrunk_covariance_trains_end_to_end_and_reproduces(data, tmp_path):
+    """covariance='shrunk' through the whole fit: full (not diagonal) covariances, the same
+    labels from the same seed, and a saved model that assigns the genes as it did."""
+    images, mask, sim, _ = data
+
+    def fit():
+        m = DARLC(3, covariance="shrunk", random_state=0, **FAST)
+        return m.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+
+    a, b = fit(), fit()
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    sigma = a.smm_parameters()["sigma"]
+    off = sigma * (1.0 - np.eye(sigma.shape[-1]))
+    assert np.abs(off).max() > 1e-4 * np.abs(sigma).max()  # full, not diagonal
+    a.save(tmp_path / "m.pt")
+    labels, _ = DARLC.load(tmp_path / "m.pt").predict(images)
+    np.testing.assert_array_equal(labels, a.labels_)

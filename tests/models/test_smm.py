@@ -119,8 +119,12 @@ def test_gradients_flow_into_z_and_parameters():
 
 
 # ----------------------------------------------------------------------------- MAP-EM
-def _em_step_reference(x, pi, mu, sigma, nu, k_prior, bounds):
-    """One MAP-EM iteration written from supp. eq. 6, 7, 11-17 in plain numpy/scipy."""
+def _em_step_reference(x, pi, mu, sigma, nu, k_prior, bounds, shrunk=False):
+    """One MAP-EM iteration written from supp. eq. 6, 7, 11-17 in plain numpy/scipy.
+
+    ``shrunk``: S_0 is rho_hat times the pooled within-cluster covariance of the starting
+    parameters' weights, (K S_0 + sum_k S_k(mu_k)) / (K rho_hat + N) (covariance='shrunk').
+    """
     n, d = x.shape
     k = len(pi)
     logphi = np.stack(
@@ -138,6 +142,12 @@ def _em_step_reference(x, pi, mu, sigma, nu, k_prior, bounds):
     pi_new = xi / n  # eq. 14 with alpha_0 = 1
     s0 = np.diag(k_prior ** (-1 / d) * x.var(0))
     rho_hat = (d + 2) + d + 2
+    if shrunk:
+        scatter = sum(
+            ((resp[:, j] * zeta[:, j])[:, None, None] * np.einsum("ni,nj->nij", x - mu[j], x - mu[j])).sum(0)
+            for j in range(k)
+        )
+        s0 = rho_hat * (k * s0 + scatter) / (k * rho_hat + n)
     mu_new, sig_new, nu_new = [], [], []
     for j in range(k):
         w = resp[:, j] * zeta[:, j]
@@ -160,15 +170,16 @@ def _em_step_reference(x, pi, mu, sigma, nu, k_prior, bounds):
     return pi_new, np.array(mu_new), np.array(sig_new), np.array(nu_new, dtype=float)
 
 
-def test_one_em_step_matches_numpy_reference():
+@pytest.mark.parametrize("covariance", ["full", "shrunk"])
+def test_one_em_step_matches_numpy_reference(covariance):
     x, _, mus = _t_mixture(3, seed=11, n_per=80)
     pi, mu, sigma, _ = _random_params(3, 3, seed=12)
     mu = mus + mu  # perturbed truth: every component has data, nu stays inside its bounds
     nu = np.array([2.0, 5.0, 9.0])
-    m = StudentTMixture(3, 3, nu_bounds=(1.0, 1000.0)).double()
+    m = StudentTMixture(3, 3, nu_bounds=(1.0, 1000.0), covariance=covariance).double()
     m.set_parameters(pi, mu, sigma, nu)
     m.fit_em(torch.tensor(x), n_iter=1, tol=0.0, init="current")
-    ref = _em_step_reference(x, pi, mu, sigma, nu, 3, (1.0, 1000.0))
+    ref = _em_step_reference(x, pi, mu, sigma, nu, 3, (1.0, 1000.0), covariance == "shrunk")
     np.testing.assert_allclose(m.pi.detach().numpy(), ref[0], rtol=1e-8)
     np.testing.assert_allclose(m.mu.detach().numpy(), ref[1], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(m.sigma.detach().numpy(), ref[2], rtol=1e-8, atol=1e-10)
@@ -361,7 +372,7 @@ def test_target_distribution():
     assert not p.requires_grad
 
 
-@pytest.mark.parametrize("covariance", ["full", "diag"])
+@pytest.mark.parametrize("covariance", ["full", "diag", "shrunk"])
 def test_warm_start_from_labels_never_decreases_the_map_objective(covariance):
     """The joint stage's warm EM (train.refit_mixture: init='labels') only climbs."""
     from sklearn.cluster import KMeans
@@ -379,5 +390,39 @@ def test_warm_start_from_labels_never_decreases_the_map_objective(covariance):
     # it starts where the last fit ended and only climbs
     h2 = m.fit_em(z, n_iter=10, tol=0.0, init="current")
     lp2 = np.asarray(h2["log_posterior"])
-    assert lp2[0] == pytest.approx(lp[-1], rel=1e-5)
+    if covariance != "shrunk":  # 'shrunk' re-estimates its prior from the start: a new objective
+        assert lp2[0] == pytest.approx(lp[-1], rel=1e-5)
     assert np.all(np.diff(lp2) >= -1e-6 * np.abs(lp2[1:]))
+
+
+def test_shrunk_covariances_borrow_the_shared_shape_in_proportion_to_cluster_size():
+    """covariance='shrunk': a 6-point cluster takes the shape the clusters share (here a
+    strong x-y correlation), a 600-point cluster keeps its own (none)."""
+    rng = np.random.default_rng(5)
+    shared = np.array([[1.0, 0.9], [0.9, 1.0]])
+    big = rng.multivariate_normal([0.0, 0.0], shared, size=600)
+    mid = rng.multivariate_normal([0.0, 12.0], shared, size=600)
+    own = rng.normal(size=(600, 2))  # uncorrelated
+    tiny = rng.normal(size=(6, 2)) * 0.3 + [12.0, 0.0]
+    x = np.concatenate([big, mid, own + [-12.0, 0.0], tiny])
+    labels = np.repeat([0, 1, 2, 3], [600, 600, 600, 6])
+    corr = {}
+    for cov in ("full", "shrunk"):
+        m = StudentTMixture(4, 2, mixture="gmm", covariance=cov).double()
+        m.fit_em(torch.tensor(x), n_iter=1, init="labels", labels=labels)  # one M-step
+        s = m.sigma.detach().numpy()
+        corr[cov] = s[:, 0, 1] / np.sqrt(s[:, 0, 0] * s[:, 1, 1])
+    assert corr["full"][3] == pytest.approx(0.0, abs=0.1)  # the paper's diagonal S_0
+    assert corr["shrunk"][3] > 0.4  # the pooled target's: about 2/3 of 0.9
+    assert abs(corr["shrunk"][2]) < 0.1  # 600 genes of its own outweigh 2D + 4 = 8 pseudo-genes
+    assert corr["shrunk"][0] == pytest.approx(0.9, abs=0.05)
+
+
+def test_shrunk_log_posterior_never_decreases():
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_t(3.0, size=(200, 5)) + 4 * j for j in range(3)])
+    m = StudentTMixture(5, 5, covariance="shrunk")
+    hist = m.fit_em(torch.tensor(x, dtype=torch.float32), n_iter=40, tol=0.0, n_init=2)
+    lp = np.asarray(hist["log_posterior"])
+    assert np.all(np.diff(lp) >= -1e-6 * np.abs(lp[1:])), np.diff(lp).min()
+    assert lp[-1] > lp[0]

@@ -8,7 +8,7 @@ from typing import Any
 
 AUGMENTS = ("gat", "gat_spots", "gks", None)
 MIXTURES = ("smm", "gmm", None)
-COVARIANCES = ("full", "diag")
+COVARIANCES = ("full", "diag", "shrunk")
 CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
@@ -83,7 +83,9 @@ class DARLCConfig:
     cluster_init: str = "kmeans"
     em_restart: bool = False  # also try a fresh k-means++ EM each epoch (train.refit_mixture)
     min_cluster_frac: float = 0.1  # with em_restart: a cluster < frac * N / K genes is invalid
-    covariance: str = "full"  # SMM covariances: 'full' (supp. eq. 14-15) or 'diag'
+    # SMM covariances: 'full' (supp. eq. 14-15), 'diag', or 'shrunk': full, with eq. 13's
+    # S_0 replaced by the pooled within-cluster covariance (smm._pooled_prior)
+    covariance: str = "full"
     ll_to_encoder: bool = True  # eq. 16: -L_ll's gradient reaches Module I and the head
     size_threshold: float | None = None  # v of eq. 20; None -> 1 / n_clusters
     eta0: float = 0.5  # eq. 16
