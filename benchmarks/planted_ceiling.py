@@ -34,6 +34,9 @@ def oracle_labels(adata) -> np.ndarray:
     from scipy import stats
 
     p = adata.uns["synthetic"]["params"]
+    if p["noise"] != "nb":
+        msg = f"the oracle models noise='nb' data, got noise={p['noise']!r}"
+        raise ValueError(msg)
     x = adata.X.toarray()
     profiles = adata.obsm["synthetic_patterns"].to_numpy()
     d, r = float(p["dropout"]), 1.0 / float(p["dispersion"])
@@ -51,16 +54,12 @@ def oracle_labels(adata) -> np.ndarray:
 
 
 def smoothed(images: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
-    """Per-gene standardised in-tissue pixels after a Gaussian smoothing within the tissue."""
-    from scipy.ndimage import gaussian_filter
-
+    """Per-gene standardised in-tissue pixels after the Gaussian smoothing within the tissue
+    of ``augment='gks'`` (:func:`sngep.models.darlc.gat.denoise_gks`; ``sigma=0``: none)."""
     from benchmarks.lab import std_flat
+    from sngep.models.darlc.gat import denoise_gks
 
-    if sigma == 0:
-        return std_flat(images, mask)
-    weight = np.maximum(gaussian_filter(mask.astype(float), sigma), 1e-6)
-    out = np.stack([gaussian_filter(np.where(mask, g, 0.0), sigma) / weight for g in images])
-    return std_flat(out, mask)
+    return std_flat(denoise_gks(images, mask, sigma=sigma), mask)
 
 
 def run(case_name: str, seed: int) -> dict:
@@ -87,11 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     summary = {}
     for c in args.cases:
         these = [r for r in rows if r["case"] == c]
-        summary[c] = {
-            k: {"mean": float(np.mean([r[k] for r in these])), "sd": float(np.std([r[k] for r in these], ddof=1))}
-            for k in these[0]
-            if k not in ("case", "seed")
-        }
+        summary[c] = {}
+        for k in these[0]:
+            if k not in ("case", "seed"):
+                v = [r[k] for r in these]
+                summary[c][k] = {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1))}
         line = ", ".join(f"{k} {v['mean']:.3f} ± {v['sd']:.3f}" for k, v in summary[c].items())
         print(f"{c} ({len(these)} seeds): {line}")
     RESULTS.mkdir(parents=True, exist_ok=True)

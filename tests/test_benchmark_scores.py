@@ -125,7 +125,7 @@ def test_report_shows_the_hub_free_overlap_only_where_measured():
 def test_planted_ceiling_oracle_recovers_truth_and_not_noise():
     """The planted-data oracle (benchmarks/planted_ceiling.py) is a bound only if it reads
     the generator right: near-perfect on mild noise, at chance when the profiles carry no
-    signal (mean_counts=0 leaves every gene at its flat background)."""
+    signal (mean_counts near 0 leaves every gene at its flat background)."""
     from sklearn.metrics import adjusted_rand_score
 
     import sngep
