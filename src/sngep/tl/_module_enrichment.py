@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 def module_enrichment(
     adata: AnnData,
-    *,
     gene_sets: str | os.PathLike | Mapping[str, Iterable[str]] = "go_bp",
+    *,
     key: str = _keys.DARLC,
     gene_symbols: str | None = None,
     organism: str = "human",
