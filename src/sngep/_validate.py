@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 
+def is_int(x) -> bool:
+    """An integer (Python or numpy), not a bool."""
+    return isinstance(x, int | np.integer) and not isinstance(x, bool | np.bool_)
+
+
 def check_finite(x: np.ndarray, what: str) -> None:
     """Raise ``ValueError`` if ``x`` holds NaN or infinite values."""
     if not np.all(np.isfinite(x)):
@@ -134,3 +139,25 @@ def check_n_genes(n: int, minimum: int = 2, what: str = "genes") -> None:
     if n < minimum:
         msg = f"need at least {minimum} {what}, got {n}"
         raise ValueError(msg)
+
+
+def soft_columns(categories, n_columns: int, soft_key: str, key: str) -> list[int]:
+    """Column of ``adata.varm[soft_key]`` (soft assignments) for each label category.
+
+    ``tl.darlc`` names its clusters ``'0'`` .. ``'K-1'`` after their column, and subsetting
+    genes drops the categories of clusters left without genes, so a category that is the
+    number of a column is read from that column; other labels are matched by position, which
+    needs one column per category. Raise ``ValueError`` when neither applies.
+    """
+    cats = [str(c) for c in categories]
+    if all(c.isdecimal() and int(c) < n_columns for c in cats):
+        return [int(c) for c in cats]
+    if len(cats) == n_columns:
+        return list(range(n_columns))
+    msg = (
+        f"adata.varm[{soft_key!r}] has {n_columns} columns but adata.var[{key!r}] has "
+        f"{len(cats)} categories ({cats[:5]}{', ...' if len(cats) > 5 else ''}) that do not "
+        "name its columns; re-run the clustering or delete the soft assignments "
+        f"(del adata.varm[{soft_key!r}])"
+    )
+    raise ValueError(msg)

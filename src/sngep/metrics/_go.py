@@ -117,6 +117,15 @@ def go_module_scores(
     ``{'fraction_enriched', 'median_best_q', 'n_modules' (scored), 'n_enriched',
     'n_genes', 'n_background'}``; the two scores are NaN when no module is scored.
     """
+    if not 1 <= min_size <= max_size:
+        msg = f"need 1 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}"
+        raise ValueError(msg)
+    if not 0 < fdr <= 1:
+        msg = f"fdr must be in (0, 1], got {fdr}"
+        raise ValueError(msg)
+    if not min_module_size >= 1:
+        msg = f"min_module_size must be >= 1, got {min_module_size}"
+        raise ValueError(msg)
     codes, uniques, collection, incidence = _inputs(labels, genes, gene_sets, organism)
     res = over_representation(
         incidence,
@@ -145,7 +154,7 @@ def _inputs(labels, genes, gene_sets, organism):
     """``(codes, uniques, collection, incidence)`` after validating labels, genes and ids."""
     check_organism(organism)
     genes = np.asarray(genes, dtype=object).ravel()
-    codes, uniques = encode_labels(labels, n=len(genes), what="labels")
+    codes, uniques = encode_labels(labels, n=len(genes), what="labels", of="gene")
     collection = load_gene_sets(gene_sets)
     ann = annotate(list(genes), collection, organism=organism)
     if ann.n_annotated == 0:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sngep import _keys
-from sngep.pl._utils import blank, cluster_inputs, finish, grid_in, masked
+from sngep.pl._utils import (
+    blank,
+    check_positive_int,
+    cluster_inputs,
+    finish,
+    grid_in,
+    masked,
+    soft_assignments,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -45,7 +53,7 @@ def cluster_patterns(
     key
         ``adata.var`` column of cluster labels.
     clusters
-        Clusters to show (default: all, largest first).
+        Cluster or list of clusters to show (default: all, largest first).
     images_key
         ``.varm`` key of the images.
     denoised
@@ -67,8 +75,9 @@ def cluster_patterns(
     -------
     The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
+    check_positive_int(ncols, "ncols", optional=True)
     images, mask, clusters, members_of = cluster_inputs(adata, key, clusters, images_key, denoised)
-    soft = adata.varm.get(f"{key}_soft")
+    soft = soft_assignments(adata, key)
     cats = [str(c) for c in adata.var[key].astype("category").cat.categories]
 
     inside = images[:, mask].astype(np.float64)
@@ -78,7 +87,7 @@ def cluster_patterns(
     means = []
     for c in clusters:
         m = members_of[c]
-        w = np.ones(m.size) if soft is None else np.asarray(soft)[m, cats.index(c)]
+        w = np.ones(m.size) if soft is None else soft[m, cats.index(c)]
         pattern = np.zeros(mask.shape)
         if m.size and w.sum() > 0:
             pattern[mask] = (w[:, None] * z[m]).sum(axis=0) / w.sum()

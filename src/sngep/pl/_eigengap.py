@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sngep import _keys
-from sngep.pl._utils import finish, require_uns
+from sngep.pl._utils import check_positive_int, finish, require_uns
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -57,7 +57,14 @@ def eigengap(
     """
     import matplotlib.pyplot as plt
 
+    check_positive_int(n_show, "n_show", optional=True)
     est = require_uns(adata, key, "sngep.tl.estimate_k")
+    if not isinstance(est, dict) or "k" not in est or "eigenvalues" not in est:
+        msg = (
+            f"adata.uns[{key!r}] is not a result of sngep.tl.estimate_k (needs 'k' and "
+            "'eigenvalues'); run sngep.tl.estimate_k(adata) again"
+        )
+        raise ValueError(msg)
     ev = np.asarray(est["eigenvalues"], dtype=float)
     k = int(est["k"])
     params = est.get("params", {})

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sngep import _keys
-from sngep.pl._utils import blank, cluster_inputs, finish, grid_in, masked
+from sngep.pl._utils import (
+    blank,
+    check_positive_int,
+    cluster_inputs,
+    finish,
+    grid_in,
+    masked,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -39,7 +46,7 @@ def gene_clusters(
         ``adata.var`` column of cluster labels; soft assignments are read from
         ``adata.varm[key + '_soft']`` when present.
     clusters
-        Clusters to show (default: all, at most 12, largest first).
+        Cluster or list of clusters to show (default: all, at most 12, largest first).
     n_genes
         Genes per cluster (columns).
     sort_by
@@ -64,6 +71,7 @@ def gene_clusters(
     -------
     The Figure with ``return_fig=True``, else the array of Axes (``None`` when shown).
     """
+    check_positive_int(n_genes, "n_genes")
     images, mask, clusters, members_of = cluster_inputs(
         adata, key, clusters, images_key, denoised, limit=12, sort_by=sort_by
     )

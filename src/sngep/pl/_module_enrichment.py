@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from sngep.pl._utils import finish, require_uns
+from sngep.pl._utils import check_positive_int, finish, require_uns
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -42,7 +42,7 @@ def module_enrichment(
     key
         ``adata.uns`` key written by ``module_enrichment`` (its ``key_added``).
     modules
-        Modules to show (default: all, in category order).
+        Module or list of modules to show (default: all, in category order).
     n_terms
         Sets per module.
     fdr
@@ -76,14 +76,15 @@ def module_enrichment(
     if size_by not in ("n_overlap", "fold"):
         msg = f"size_by must be 'n_overlap' or 'fold', got {size_by!r}"
         raise ValueError(msg)
-    if n_terms < 1:
-        msg = f"n_terms must be >= 1, got {n_terms}"
-        raise ValueError(msg)
+    check_positive_int(n_terms, "n_terms")
+    check_positive_int(max_name_length, "max_name_length")
     table = pd.DataFrame(res["results"]).copy()
     table["module"] = table["module"].astype(str)
     all_modules = [str(m) for m in pd.Categorical(res["results"]["module"]).categories]
     if modules is None:
         modules = all_modules
+    elif isinstance(modules, str | int | np.integer):
+        modules = [modules]  # one module, not the characters of its name
     modules = [str(m) for m in modules]
     missing = [m for m in modules if m not in all_modules]
     if missing:

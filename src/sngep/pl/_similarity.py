@@ -8,7 +8,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from sngep import _keys
-from sngep.pl._utils import finish, ordered_members, pick_clusters, require_var
+from sngep.pl._utils import (
+    check_positive_int,
+    finish,
+    ordered_members,
+    pick_clusters,
+    require_var,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -61,6 +67,7 @@ def similarity(
     """
     import matplotlib.pyplot as plt
 
+    check_positive_int(max_genes, "max_genes")
     require_var(adata, key, "sngep.tl.darlc")
     if similarity_key not in adata.varp:
         msg = f"adata.varp[{similarity_key!r}] not found; run sngep.tl.seed_similarity first"

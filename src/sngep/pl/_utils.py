@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sngep._validate import is_int, soft_columns
+
 if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
@@ -27,6 +29,15 @@ def require_var(adata: AnnData, key: str, producer: str):
         msg = f"adata.var[{key!r}] not found; run {producer} first"
         raise KeyError(msg)
     return adata.var[key]
+
+
+def check_positive_int(value, name: str, *, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive integer (or ``None`` if optional)."""
+    if optional and value is None:
+        return
+    if not (is_int(value) and value >= 1):
+        msg = f"{name} must be {'None or ' if optional else ''}a positive integer, got {value!r}"
+        raise ValueError(msg)
 
 
 def grid_in(
@@ -76,27 +87,56 @@ def ordered_members(
         raise ValueError(msg)
     labels = adata.var[key].astype("category")
     cats = [str(c) for c in labels.cat.categories]
-    lab = labels.astype(str).to_numpy()
-    soft = adata.varm.get(f"{key}_soft")
+    lab = np.where(labels.notna(), labels.astype(str), None)  # unlabelled genes match nothing
+    soft = soft_assignments(adata, key)
     out = {}
     for c in clusters:
         members = np.flatnonzero(lab == c)
         if sort_by == "confidence" and soft is not None:
-            members = members[np.argsort(-np.asarray(soft)[members, cats.index(c)], kind="stable")]
+            members = members[np.argsort(-soft[members, cats.index(c)], kind="stable")]
         elif sort_by == "name":
             members = members[np.argsort(adata.var_names[members])]
         out[c] = members
     return out
 
 
+def soft_assignments(adata: AnnData, key: str) -> np.ndarray | None:
+    """``adata.varm[key + '_soft']`` with one column per category of ``adata.var[key]``.
+
+    ``None`` when there are no soft assignments. Columns follow
+    :func:`sngep._validate.soft_columns` (a category that numbers a column reads that column,
+    so that subsetting genes, which drops emptied categories, keeps the right column).
+    """
+    soft_key = f"{key}_soft"
+    if soft_key not in adata.varm:
+        return None
+    soft = np.asarray(adata.varm[soft_key], dtype=np.float64)
+    if soft.ndim != 2:
+        msg = f"adata.varm[{soft_key!r}] must be (n_vars, n_clusters), got shape {soft.shape}"
+        raise ValueError(msg)
+    cats = adata.var[key].astype("category").cat.categories
+    return soft[:, soft_columns(cats, soft.shape[1], soft_key, key)]
+
+
 def pick_clusters(adata: AnnData, key: str, clusters, limit: int | None = None) -> list[str]:
-    """Validated cluster names: ``clusters`` or every non-empty one, largest first."""
+    """Validated cluster names: ``clusters`` or every non-empty one, largest first.
+
+    Genes without a label (NaN) belong to no cluster; a single name is one cluster.
+    """
     labels = adata.var[key].astype("category")
     cats = [str(c) for c in labels.cat.categories]
     if clusters is None:
-        counts = labels.astype(str).value_counts()
+        counts = labels[labels.notna()].astype(str).value_counts()
         clusters = [c for c in counts.index if counts[c] > 0][:limit]
+        if not clusters:
+            msg = f"no gene has a cluster label in adata.var[{key!r}]"
+            raise ValueError(msg)
+    elif isinstance(clusters, str | int | np.integer):
+        clusters = [clusters]
     clusters = [str(c) for c in clusters]
+    if not clusters:
+        msg = "clusters is empty; pass None (every cluster) or at least one cluster name"
+        raise ValueError(msg)
     missing = [c for c in clusters if c not in cats]
     if missing:
         msg = f"clusters {missing} not in adata.var[{key!r}] (categories: {cats})"

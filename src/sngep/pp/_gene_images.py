@@ -11,7 +11,12 @@ from scipy.spatial import cKDTree
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep._validate import check_expression_values, check_finite, check_unique_var_names
+from sngep._validate import (
+    check_expression_values,
+    check_finite,
+    check_unique_var_names,
+    is_int,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -98,6 +103,7 @@ def gene_images(
         msg = f"adata is empty ({adata.n_obs} spots x {adata.n_vars} genes)"
         raise ValueError(msg)
     check_unique_var_names(adata)
+    shape, pad_to = _check_shape_and_pad(shape, pad_to)
     x = _expression(adata, layer)
     check_expression_values(x, "adata.X" if layer is None else f"adata.layers[{layer!r}]")
 
@@ -113,9 +119,6 @@ def gene_images(
             raise ValueError(msg)
         h, w = int(shape[0]), int(shape[1])
     if pad_to is not None:
-        if pad_to < 1:
-            msg = f"pad_to must be a positive integer, got {pad_to}"
-            raise ValueError(msg)
         h, w = -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to
 
     flat = pixel[:, 0].astype(np.int64) * w + pixel[:, 1]
@@ -161,6 +164,25 @@ def gene_images(
         ),
     )
     return adata if copy else None
+
+
+def _check_shape_and_pad(shape, pad_to) -> tuple[tuple[int, int] | None, int | None]:
+    """``shape`` as two positive ints and ``pad_to`` as a positive int (or ``None``), checked."""
+    if shape is not None:
+        try:
+            ok = len(shape) == 2 and all(is_int(s) and s >= 1 for s in shape)
+        except TypeError:  # not a sequence
+            ok = False
+        if not ok:
+            msg = f"shape must be None or two positive integers (H, W), got {shape!r}"
+            raise ValueError(msg)
+        shape = (int(shape[0]), int(shape[1]))
+    if pad_to is not None:
+        if not is_int(pad_to) or pad_to < 1:
+            msg = f"pad_to must be None or a positive integer, got {pad_to!r}"
+            raise ValueError(msg)
+        pad_to = int(pad_to)
+    return shape, pad_to
 
 
 def _expression(adata: AnnData, layer: str | None):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from sngep import _keys
 from sngep import _logging as logg
+from sngep._validate import check_finite, check_unique_var_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -33,7 +35,8 @@ def spatial_genes(
     Parameters
     ----------
     adata
-        Spots x genes with ``obsm[spatial_key]``; use normalised, log-transformed values.
+        Spots x genes with ``obsm[spatial_key]``; use normalised, log-transformed values
+        (NaN or infinite values are an error). Gene names must be unique.
     n_top
         Number of genes to flag (all genes if fewer).
     layer
@@ -43,7 +46,8 @@ def spatial_genes(
     n_neighs
         Neighbours per spot of the graph built when none exists.
     key_added
-        Boolean ``adata.var`` column; Moran's I itself goes to ``adata.var['moran_i']``.
+        Boolean ``adata.var`` column; Moran's I itself goes to ``adata.var['moran_i']`` (so
+        ``key_added`` cannot be ``'moran_i'``).
     subset
         Keep only the flagged genes (in place, or in the copy).
     copy
@@ -62,9 +66,22 @@ def spatial_genes(
     if spatial_key not in adata.obsm:
         msg = f"adata.obsm[{spatial_key!r}] not found; spatial coordinates are needed for Moran's I"
         raise KeyError(msg)
-    if n_top < 1:
-        msg = f"n_top must be >= 1, got {n_top}"
+    if not isinstance(n_top, int | np.integer) or isinstance(n_top, bool) or n_top < 1:
+        msg = f"n_top must be a positive integer, got {n_top!r}"
         raise ValueError(msg)
+    if key_added == "moran_i":
+        msg = "key_added='moran_i' would overwrite the Moran's I column; pick another name"
+        raise ValueError(msg)
+    if layer is not None and layer not in adata.layers:
+        msg = f"layer {layer!r} not in adata.layers (available: {list(adata.layers.keys())})"
+        raise KeyError(msg)
+    check_unique_var_names(adata)
+    x = adata.X if layer is None else adata.layers[layer]
+    what = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    if x is None:
+        msg = "adata.X is empty; pass layer= to score expression from a layer"
+        raise ValueError(msg)
+    check_finite(x.data if sp.issparse(x) else np.asarray(x), what)
     start = logg.info("ranking genes by Moran's I")
     if "spatial_connectivities" not in adata.obsp:
         if hasattr(sq.gr, "spatial_neighbors_knn"):  # squidpy >= 1.8 deprecates the old call

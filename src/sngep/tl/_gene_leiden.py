@@ -9,7 +9,7 @@ import pandas as pd
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep._validate import check_finite
+from sngep._validate import check_finite, is_int
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -75,11 +75,24 @@ def gene_leiden(
     if n < 3:
         msg = f"need at least 3 genes for a gene graph, got {n}"
         raise ValueError(msg)
-    if n_clusters is not None and not 1 <= int(n_clusters) <= n:
-        msg = f"n_clusters must be between 1 and the number of genes ({n}), got {n_clusters}"
+    if n_clusters is not None and (not is_int(n_clusters) or not 1 <= n_clusters <= n):
+        msg = (
+            f"n_clusters must be None or an integer between 1 and the number of genes ({n}), "
+            f"got {n_clusters!r}"
+        )
         raise ValueError(msg)
-    if resolution <= 0:
-        msg = f"resolution must be > 0, got {resolution}"
+    if (
+        not isinstance(resolution, int | float | np.number)
+        or not np.isfinite(resolution)
+        or resolution <= 0
+    ):
+        msg = f"resolution must be a finite number > 0, got {resolution!r}"
+        raise ValueError(msg)
+    if not is_int(n_neighbors) or n_neighbors < 2:
+        msg = (
+            "n_neighbors must be an integer >= 2 (scanpy counts the gene itself as its first "
+            f"neighbour), got {n_neighbors!r}"
+        )
         raise ValueError(msg)
     seed = 0 if random_state is None else int(random_state)
     start = logg.info(

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep._validate import check_finite
+from sngep._validate import check_finite, soft_columns
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -92,13 +92,10 @@ def module_scores(
     used_soft = bool(use_soft and soft_key in adata.varm)
     if used_soft:
         soft = np.asarray(adata.varm[soft_key], dtype=np.float64)
-        if soft.shape != onehot.shape:
-            msg = (
-                f"adata.varm[{soft_key!r}] has shape {soft.shape}, expected {onehot.shape} "
-                f"(genes x clusters of adata.var[{key!r}])"
-            )
+        if soft.ndim != 2:
+            msg = f"adata.varm[{soft_key!r}] must be (n_vars, n_clusters), got shape {soft.shape}"
             raise ValueError(msg)
-        weights = onehot * soft
+        weights = onehot * soft[:, soft_columns(clusters, soft.shape[1], soft_key, key)]
     else:
         weights = onehot
 

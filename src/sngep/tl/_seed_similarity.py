@@ -108,7 +108,12 @@ def seed_similarity(
     semi-definite correlation matrices, and avoids an ``n_genes x n_genes`` count matrix.
     """
     names = _check_descriptors(descriptors)
-    if not np.isfinite(sigma) or sigma < 0:
+    if (
+        not isinstance(sigma, int | float | np.number)
+        or isinstance(sigma, bool)
+        or not np.isfinite(sigma)
+        or sigma < 0
+    ):
         msg = f"sigma must be a finite number >= 0, got {sigma!r}"
         raise ValueError(msg)
     if not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
