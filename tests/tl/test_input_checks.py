@@ -64,3 +64,40 @@ def test_module_scores_soft_that_matches_no_category():
     a.varm["lab_soft"] = np.full((4, 2), 0.5, np.float32)
     with pytest.raises(ValueError, match="has 2 columns but adata.var\\['lab'\\] has 3 categories"):
         sngep.tl.module_scores(a, key="lab")
+
+
+@pytest.mark.parametrize("n_clusters", [2.7, "3", True])
+def test_darlc_needs_an_integer_n_clusters(tiny, fast_kwargs, n_clusters):
+    with pytest.raises(ValueError, match="n_clusters must be None or an integer"):
+        sngep.tl.darlc(tiny, n_clusters=n_clusters, **fast_kwargs)
+
+
+def test_darlc_names_where_a_bad_k_came_from(tiny, fast_kwargs):
+    tiny.uns["estimate_k"] = {"k": 30}  # e.g. estimated before subsetting the genes
+    with pytest.raises(ValueError, match=r"estimate_k.*re-run it on these genes"):
+        sngep.tl.darlc(tiny, **fast_kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(epochs=0.5), TypeError, "epochs must be an integer"),
+        (dict(batch_size="32"), TypeError, "batch_size must be an integer"),
+        (dict(lr="1e-3"), TypeError, "lr must be a number"),
+        (dict(random_state="x"), TypeError, "random_state must be None or an integer"),
+        (dict(key_added=""), ValueError, "key_added must be a non-empty string"),
+    ],
+)
+def test_darlc_refuses_badly_typed_options_before_training(tiny, fast_kwargs, kwargs, error, match):
+    before = set(tiny.varm) | set(tiny.var) | set(tiny.uns)
+    with pytest.raises(error, match=match):
+        sngep.tl.darlc(tiny, n_clusters=4, **{**fast_kwargs, **kwargs})
+    assert set(tiny.varm) | set(tiny.var) | set(tiny.uns) == before
+
+
+def test_darlc_names_a_non_finite_similarity(tiny, fast_kwargs):
+    s = np.array(tiny.varp["seed_similarity"], dtype=np.float64)
+    s[0, 1] = np.nan
+    tiny.varp["seed_similarity"] = s
+    with pytest.raises(ValueError, match=r"adata.varp\['seed_similarity'\]"):
+        sngep.tl.darlc(tiny, n_clusters=4, **fast_kwargs)

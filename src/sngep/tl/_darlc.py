@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from sngep import _keys
 from sngep import _logging as logg
-from sngep._validate import check_n_genes, get_gene_images
+from sngep._validate import check_finite, check_n_genes, get_gene_images, is_int
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -114,6 +115,12 @@ def darlc(
     """
     from sngep.models.darlc.model import DARLC
 
+    if not isinstance(key_added, str) or not key_added:
+        msg = f"key_added must be a non-empty string, got {key_added!r}"
+        raise ValueError(msg)
+    if random_state is not None and not is_int(random_state):
+        msg = f"random_state must be None or an integer, got {random_state!r}"
+        raise TypeError(msg)
     adata = adata.copy() if copy else adata
     images, mask = get_gene_images(adata, images_key)
     n_genes = images.shape[0]
@@ -146,6 +153,9 @@ def darlc(
             f"({names} need it) or pass {off}"
         )
         raise KeyError(msg)
+    if similarity is not None:
+        values = similarity.data if sp.issparse(similarity) else np.asarray(similarity)
+        check_finite(values, f"adata.varp[{similarity_key!r}]")
 
     empty = ~np.any(images[:, mask] != 0, axis=1)
     if empty.any():
@@ -205,6 +215,9 @@ def _resolve_n_clusters(adata: AnnData, n_clusters: int | None, n_genes: int) ->
     """K and a few words on where it came from (logged and stored)."""
     if n_clusters is not None:
         source = "given"
+        if not is_int(n_clusters):
+            msg = f"n_clusters must be None or an integer >= 2, got {n_clusters!r}"
+            raise ValueError(msg)
     else:
         est = adata.uns.get(_keys.ESTIMATE_K)
         if isinstance(est, dict) and "k" in est:
@@ -214,11 +227,12 @@ def _resolve_n_clusters(adata: AnnData, n_clusters: int | None, n_genes: int) ->
             n_clusters = max(2, round(n_genes / 30))
             source = "round(n_genes / 30), the paper's default; run sngep.tl.estimate_k or pass n_clusters"
     n_clusters = int(n_clusters)
+    hint = "" if source == "given" else f" ({source}; pass n_clusters, or re-run it on these genes)"
     if n_clusters < 2:
-        msg = f"n_clusters must be >= 2, got {n_clusters}"
+        msg = f"n_clusters must be >= 2, got {n_clusters}{hint}"
         raise ValueError(msg)
     if n_clusters > n_genes:
-        msg = f"n_clusters ({n_clusters}) is larger than the number of genes ({n_genes})"
+        msg = f"n_clusters ({n_clusters}) is larger than the number of genes ({n_genes}){hint}"
         raise ValueError(msg)
     if n_genes / n_clusters < 3:
         logg.warning(

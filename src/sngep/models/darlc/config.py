@@ -6,6 +6,10 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+import numpy as np
+
+from sngep._validate import is_int
+
 AUGMENTS = ("gat", "gat_spots", "gks", None)
 MIXTURES = ("smm", "gmm", None)
 COVARIANCES = ("full", "diag", "shrunk")
@@ -159,8 +163,29 @@ class DARLCConfig:
         cfg.validate()
         return cfg
 
+    def _check_number_types(self) -> None:
+        """Integer fields take integers and float fields real numbers (not bools, not
+        strings): ``epochs=0.5`` would otherwise fail deep in training, after the views."""
+        for f in fields(self):
+            kind = str(f.type).replace(" ", "")
+            if kind not in ("int", "int|None", "float", "float|None"):
+                continue
+            value = getattr(self, f.name)
+            if value is None and kind.endswith("|None"):
+                continue
+            if kind.startswith("int"):
+                ok = is_int(value)
+            else:
+                ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+            if not ok:
+                want = "an integer" if kind.startswith("int") else "a number"
+                msg = f"{f.name} must be {want}, got {value!r}"
+                raise TypeError(msg)
+
     def validate(self) -> None:
-        """Raise ``ValueError`` on inconsistent settings."""
+        """Raise ``TypeError`` on a number of the wrong type, ``ValueError`` on inconsistent
+        settings."""
+        self._check_number_types()
         if self.augment not in AUGMENTS:
             msg = f"augment must be one of {AUGMENTS}, got {self.augment!r}"
             raise ValueError(msg)
