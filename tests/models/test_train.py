@@ -429,3 +429,25 @@ def test_covariates_are_the_detection_rate_inside_the_tissue():
     assert DARLCNet((6, 6), DARLCConfig.from_preset("fast"), 2).covariates(x) is None
     with pytest.raises(ValueError, match="regress_out"):
         DARLCConfig.from_preset("fast", regress_out="sparsity")
+
+
+def test_exactly_k_completes_a_leiden_partition_that_missed_k():
+    """A start whose resolution bisection missed K keeps its partition: the largest cluster
+    is split by 2-means, or the smallest merged into the nearest centroid."""
+    import numpy as np
+
+    from sngep.metrics import ari
+    from sngep.models.darlc.train import exactly_k
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), 15)
+    x = np.eye(4)[truth] * 10 + rng.normal(0, 0.1, (60, 4))
+    merged = np.where(truth == 3, 2, truth)  # 3 clusters found, 2 and 3 merged
+    codes = exactly_k(x, merged.astype(str), 4, 0)
+    assert codes.max() + 1 == 4 and ari(truth, codes) == pytest.approx(1.0)
+    split = truth.copy()
+    split[:2] = 4  # 5 clusters found: two genes of cluster 0 split off
+    codes = exactly_k(x, split, 4, 0)
+    assert codes.max() + 1 == 4 and ari(truth, codes) == pytest.approx(1.0)
+    assert exactly_k(x, truth, 4, 0).tolist() == truth.tolist()  # already K: unchanged
+    assert exactly_k(x[:2], [0, 1], 3, 0) is None  # nothing left to split

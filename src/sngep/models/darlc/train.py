@@ -431,8 +431,9 @@ def init_mixture(
     """Start Theta from a partition, then MAP-EM on z.
 
     ``cluster_init``: ``'kmeans'`` (a converged k-means on z, 10 restarts), ``'leiden'``
-    (Leiden on the 15-NN graph of z, its resolution bisected to K clusters; k-means when no
-    resolution gives exactly K), ``'seed_similarity'`` (the same Leiden on
+    (Leiden on the 15-NN graph of z, its resolution bisected to K clusters; when no
+    resolution gives exactly K, the closest partition split or merged to K by
+    :func:`exactly_k`), ``'seed_similarity'`` (the same Leiden on
     ``similarity_rows``, each gene's row of the seeding similarity: main 3.3.2 has S inform
     the initial phase of clustering; k-means on z without it) or ``'kmeans++'`` (our
     k-means++, 3 starts, MAP-score selection: the start the issue-10 review found to prefer
@@ -447,8 +448,7 @@ def init_mixture(
         rep = similarity_rows if cfg.cluster_init == "seed_similarity" else zn
         if rep is not None:
             found, _ = leiden_labels(rep, n_clusters=k, random_state=seed)
-            codes = np.unique(found, return_inverse=True)[1]
-            labels = codes if codes.max() + 1 == k else None
+            labels = exactly_k(rep, found, k, seed)
     if cfg.cluster_init in ("kmeans", "leiden", "seed_similarity") and labels is None:
         from sklearn.cluster import KMeans
 
@@ -458,6 +458,33 @@ def init_mixture(
     else:
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="kmeans++", random_state=seed)
     return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+
+
+def exactly_k(x: np.ndarray, labels: Any, k: int, seed: int) -> np.ndarray | None:
+    """``labels`` (any values) as codes ``0..k-1``: a Leiden partition whose bisected
+    resolution missed ``k`` is completed by splitting its largest cluster in two (2-means on
+    ``x``, 10 restarts) or merging its smallest into the one with the nearest centroid, one
+    cluster at a time, so the start stays Leiden's partition. ``None`` if no cluster can be
+    split."""
+    from sklearn.cluster import KMeans
+
+    codes = np.unique(np.asarray(labels), return_inverse=True)[1]
+    while codes.max() + 1 < k:
+        largest = np.bincount(codes).argmax()
+        members = np.flatnonzero(codes == largest)
+        if members.size < 2:
+            return None
+        half = KMeans(2, n_init=10, random_state=seed).fit_predict(x[members])
+        codes[members[half == 1]] = codes.max() + 1
+    while codes.max() + 1 > k:
+        counts = np.bincount(codes)
+        smallest = counts.argmin()
+        centroids = np.stack([x[codes == c].mean(axis=0) for c in range(counts.size)])
+        dist = ((centroids - centroids[smallest]) ** 2).sum(axis=1)
+        dist[smallest] = np.inf
+        codes[codes == smallest] = dist.argmin()
+        codes = np.unique(codes, return_inverse=True)[1]
+    return codes
 
 
 def refit_mixture(
