@@ -30,6 +30,8 @@ def test_errors():
         sngep.pp.images_from_array(np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="var_names"):
         sngep.pp.images_from_array(np.ones((2, 4, 4)), var_names=["a"])
+    with pytest.raises(TypeError, match="sequence of names"):
+        sngep.pp.images_from_array(np.ones((2, 4, 4)), var_names="ab")  # not 'a', 'b'
     m = np.ones((4, 4), bool)
     s = np.ones((2, 4, 4))
     s[0, 1, 1] = np.nan

@@ -60,3 +60,22 @@ def test_spatial_genes_rejects_nan_and_duplicated_names(spots):
     with pytest.raises(ValueError, match="var_names_make_unique"):
         sngep.pp.spatial_genes(b)
     assert "spatial_connectivities" not in b.obsp
+
+
+def test_gene_images_refuses_a_resolution_that_would_not_fit_in_memory(spots):
+    b = spots.copy()
+    del b.obs["array_row"], b.obs["array_col"]
+    spacing = np.ptp(b.obsm["spatial"][:, 0]) / 9
+    with pytest.raises(ValueError, match=r"GiB \(pass a larger resolution=\)"):
+        sngep.pp.gene_images(b, grid="bin", resolution=spacing / 5000)
+    assert "gene_images" not in b.varm  # nothing allocated or written
+    sngep.pp.gene_images(b, grid="bin", resolution=spacing)  # the spot spacing: ~100 pixels
+    assert np.prod(b.varm["gene_images"].shape[1:]) <= 200
+
+
+def test_standardize_refuses_an_empty_tissue_mask():
+    from sngep.pp._standardize import standardize
+
+    images = np.random.default_rng(0).random((2, 4, 4))
+    with pytest.raises(ValueError, match="tissue mask holds no pixel"):
+        standardize(images, np.zeros((4, 4), dtype=bool))

@@ -198,3 +198,15 @@ def test_module_scores_default_key_follows_the_labels(planted):
     assert {"darlc_scores", "darlc_leiden_scores"} <= set(a.obsm)
     sngep.tl.module_scores(a, key="darlc_leiden", key_added="mine")
     assert "mine" in a.obsm
+
+
+def test_module_scores_rerun_with_fewer_clusters_leaves_no_stale_columns(planted):
+    a, _ = planted
+    a.obs["mine_7"] = 1.0  # the user's own column, not written by module_scores
+    sngep.tl.gene_leiden(a, n_clusters=4, n_neighbors=10, key_added="gl")
+    sngep.tl.module_scores(a, key="gl", key_added="mine")
+    assert {f"mine_{c}" for c in range(4)} <= set(a.obs.columns)
+    sngep.tl.gene_leiden(a, n_clusters=2, n_neighbors=10, key_added="gl")
+    sngep.tl.module_scores(a, key="gl", key_added="mine")
+    written = [c for c in a.obs.columns if c.startswith("mine_")]
+    assert sorted(written) == ["mine_0", "mine_1", "mine_7"]  # 2 and 3 gone, the user's kept

@@ -35,6 +35,20 @@ def test_gene_leiden_needs_at_least_two_neighbours(embedded, n_neighbors):
         sngep.tl.gene_leiden(embedded, n_neighbors=n_neighbors)
 
 
+def test_gene_leiden_does_not_overwrite_another_tools_result(embedded):
+    darlc_uns = {"params": {"preset": "default"}, "smm": {}, "n_clusters": 3}
+    embedded.uns["darlc"] = darlc_uns
+    embedded.var["darlc"] = pd.Categorical(["0", "1", "2"] * 4)
+    with pytest.raises(ValueError, match=r"would overwrite adata.uns\['darlc'\]"):
+        sngep.tl.gene_leiden(embedded, key_added="darlc")
+    assert embedded.uns["darlc"] is darlc_uns
+    assert list(embedded.var["darlc"][:3]) == ["0", "1", "2"]
+    # its own earlier result under one key is replaced, as in scanpy
+    sngep.tl.gene_leiden(embedded, n_clusters=2, key_added="mine")
+    sngep.tl.gene_leiden(embedded, n_clusters=3, key_added="mine")
+    assert embedded.uns["mine"]["n_clusters"] == 3
+
+
 @pytest.mark.parametrize("sigma", ["1", None, True])
 def test_seed_similarity_needs_a_number_sigma(sigma):
     a = ad.AnnData(np.zeros((3, 4), np.float32))

@@ -229,6 +229,8 @@ def test_clear_errors(planted):
         sngep.tl.module_enrichment(a, gene_sets={"s": "G1"})
     with pytest.raises(ValueError, match="min_size"):
         sngep.tl.module_enrichment(a, gene_sets=sets, min_size=10, max_size=5)
+    with pytest.raises(ValueError, match="integers 1 <= min_size"):
+        sngep.tl.module_enrichment(a, gene_sets=sets, min_size=2.5)
 
 
 def test_bundled_go_bp():

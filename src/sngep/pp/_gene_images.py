@@ -120,6 +120,7 @@ def gene_images(
         h, w = int(shape[0]), int(shape[1])
     if pad_to is not None:
         h, w = -(-h // pad_to) * pad_to, -(-w // pad_to) * pad_to
+    _check_image_size(adata.n_vars, h, w, grid_used)
 
     flat = pixel[:, 0].astype(np.int64) * w + pixel[:, 1]
     occupied, spot_to_pixel = np.unique(flat, return_inverse=True)
@@ -164,6 +165,23 @@ def gene_images(
         ),
     )
     return adata if copy else None
+
+
+# an image stack above this many bytes is refused before it is allocated (float32)
+_MAX_BYTES = 16 * 2**30
+
+
+def _check_image_size(n_vars: int, h: int, w: int, grid: str) -> None:
+    """Refuse an image stack that would not fit in memory (a ``resolution`` far below the
+    spot spacing makes one image of millions of pixels, almost all empty)."""
+    n_bytes = 4 * n_vars * h * w
+    if n_bytes > _MAX_BYTES:
+        hint = " (pass a larger resolution=)" if grid == "bin" else ""
+        msg = (
+            f"{n_vars} images of {h} x {w} pixels would take {n_bytes / 2**30:.0f} GiB"
+            f"{hint}; images above {_MAX_BYTES / 2**30:.0f} GiB are refused"
+        )
+        raise ValueError(msg)
 
 
 def _check_shape_and_pad(shape, pad_to) -> tuple[tuple[int, int] | None, int | None]:

@@ -73,6 +73,9 @@ def images_from_array(
 
     if var_names is None:
         var_names = [f"image_{i}" for i in range(n)]
+    if isinstance(var_names, str):  # a string would be split into one name per character
+        msg = f"var_names must be a sequence of names, one per image, got the string {var_names!r}"
+        raise TypeError(msg)
     var_names = [str(v) for v in var_names]
     if len(var_names) != n:
         msg = f"var_names has {len(var_names)} names for {n} images"

@@ -48,9 +48,10 @@ def standardize(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarra
     if mask.shape != x.shape[1:]:
         msg = f"mask has shape {mask.shape}, images are {x.shape[1:]}"
         raise ValueError(msg)
-    out = np.zeros(x.shape, dtype=np.float32)
     if not mask.any():
-        return out
+        msg = "the tissue mask holds no pixel: there is nothing to standardise"
+        raise ValueError(msg)
+    out = np.zeros(x.shape, dtype=np.float32)
     for s in range(0, x.shape[0], _CHUNK):
         inside = x[s : s + _CHUNK][:, mask].astype(np.float64)  # (chunk, n_pix)
         amax = np.max(np.abs(inside), axis=1)

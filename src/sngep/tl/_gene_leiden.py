@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,6 +95,7 @@ def gene_leiden(
             f"neighbour), got {n_neighbors!r}"
         )
         raise ValueError(msg)
+    _check_key_added(adata, key_added)
     seed = 0 if random_state is None else int(random_state)
     start = logg.info(
         f"Leiden on the gene graph of {use_rep!r} ({n} genes, {rep.shape[1]} features)"
@@ -135,6 +137,25 @@ def gene_leiden(
         deep=f"added\n    {key_added!r}, cluster labels (adata.var)",
     )
     return adata if copy else None
+
+
+def _check_key_added(adata: AnnData, key_added: str) -> None:
+    """Refuse a ``key_added`` whose ``.uns`` entry another tool wrote (``'darlc'`` would
+    replace the DARLC fit's parameters, mixture and history); a previous gene_leiden result
+    under the same key is replaced, as scanpy does."""
+    if not isinstance(key_added, str) or not key_added:
+        msg = f"key_added must be a non-empty string, got {key_added!r}"
+        raise ValueError(msg)
+    old = adata.uns.get(key_added)
+    if old is None:
+        return
+    ours = isinstance(old, Mapping) and "use_rep" in old.get("params", {}) and "resolution" in old
+    if not ours:
+        msg = (
+            f"key_added={key_added!r} would overwrite adata.uns[{key_added!r}], which "
+            "another tool wrote (a DARLC fit, say); pass another key_added"
+        )
+        raise ValueError(msg)
 
 
 def leiden_labels(

@@ -13,6 +13,7 @@ from sngep import _keys
 from sngep import _logging as logg
 from sngep._gene_sets import annotate, check_organism, describe, load_gene_sets, no_annotation_hint
 from sngep._ora import over_representation
+from sngep._validate import is_int
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -102,8 +103,11 @@ def module_enrichment(
         msg = f"adata.var[{gene_symbols!r}] not found (gene_symbols= names a var column of ids)"
         raise KeyError(msg)
     check_organism(organism)
-    if not 1 <= min_size <= max_size:
-        msg = f"need 1 <= min_size <= max_size, got min_size={min_size}, max_size={max_size}"
+    if not (is_int(min_size) and is_int(max_size)) or not 1 <= min_size <= max_size:
+        msg = (
+            "need integers 1 <= min_size <= max_size, "
+            f"got min_size={min_size!r}, max_size={max_size!r}"
+        )
         raise ValueError(msg)
     if not 0 < fdr <= 1:
         msg = f"fdr must be in (0, 1], got {fdr}"

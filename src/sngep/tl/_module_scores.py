@@ -111,6 +111,10 @@ def module_scores(
     names = [str(c) for c in clusters]
     frame = pd.DataFrame(scores.astype(np.float32), index=adata.obs_names, columns=names)
     adata.obsm[key_added] = frame
+    # the obs columns of an earlier run under this key (another K) would be left stale
+    previous = adata.uns.get(key_added, {})
+    stale = previous.get("obs_columns", []) if isinstance(previous, dict) else []
+    adata.obs = adata.obs.drop(columns=[c for c in stale if c in adata.obs.columns])
     obs_columns = []
     if add_to_obs:
         for c in names:
