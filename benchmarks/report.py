@@ -67,9 +67,13 @@ def _missing(r: dict[str, Any], key: str = "") -> str:
     seeds = r.get("per_seed", [])
     if seeds and all(s.get("rescore_note") or "error" in s for s in seeds):
         return NO_LABELS
+    if key in ("wall_s", "peak_rss_mb") and r["method"].startswith(SHUFFLED):
+        return "n/a (no fit)"
+    if key == "knn10_overlap_nohubs" and isinstance(r.get("knn10_overlap"), float):
+        return "n/a (representation files missing)"  # the overlap predates this score
     if key.startswith(("leiden_", "knn10")) or key.startswith("xsec"):
         if r["method"].startswith(SHUFFLED):
-            return "n/a"
+            return "n/a (labels only)"
         if r["method"].startswith("hotspot"):
             return "n/a (no representation)"
         if r.get("K") is None:
@@ -99,6 +103,8 @@ _SHORT = {
     "no per-gene representation": "n/a (no representation)",
     "representation files missing": "n/a (representation files missing)",
     "gene_leiden failed": "n/a (Leiden failed)",
+    "families with >= 3 genes": "n/a (< 2 families of >= 3 genes)",
+    "fewer than 2 clusters": "n/a (< 2 clusters of >= 3 genes)",
 }
 
 

@@ -137,3 +137,17 @@ def test_planted_ceiling_oracle_recovers_truth_and_not_noise():
     assert adjusted_rand_score(truth, ceiling.oracle_labels(mild)) > 0.95
     flat = sngep.datasets.synthetic(dropout=0.3, mean_counts=1e-9, **kw)
     assert abs(adjusted_rand_score(truth, ceiling.oracle_labels(flat))) < 0.15
+
+
+def test_report_gives_a_reason_for_every_missing_score():
+    from benchmarks import report
+
+    shuffled = {"method": report.SHUFFLED + " (of darlc_default)", "K": 17, "per_seed": [{}]}
+    assert report._num(shuffled, "wall_s") == "n/a (no fit)"
+    assert report._num(shuffled, "knn10_overlap") == "n/a (labels only)"
+    old = {"method": "leiden standardised images", "K": 17, "knn10_overlap": 0.7, "per_seed": [{}]}
+    assert report._num(old, "knn10_overlap_nohubs") == "n/a (representation files missing)"
+    fam = {"method": "hotspot", "K": 17, "family_NMI": "n/a: < 2 families with >= 3 genes"}
+    assert report._num(fam, "family_NMI") == "n/a (< 2 families of >= 3 genes)"
+    dbi = {"method": "x", "K": 6, "DBIE_ge3": "n/a: fewer than 2 clusters of >= 3 genes"}
+    assert report._num(dbi, "DBIE_ge3") == "n/a (< 2 clusters of >= 3 genes)"
