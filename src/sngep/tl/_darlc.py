@@ -62,8 +62,9 @@ def darlc(
     similarity_key
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
         the Laplacian loss (needed unless ``use_lap=False``), by the contrastive loss's
-        neighbour positives (needed unless ``clr_neighbours=0``) and, where present, to start
-        the mixture (``cluster_init='seed_similarity'``, the default preset's).
+        neighbour positives (needed unless ``clr_neighbours=0``) and, with
+        ``cluster_init='seed_similarity'``, to start the mixture (the default preset starts
+        it from Leiden on the pretrained embedding, ``cluster_init='leiden'``).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the

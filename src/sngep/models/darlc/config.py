@@ -281,7 +281,7 @@ _DEFAULT = dict(
     head_input="cls",  # the [CLS] token clusters better than the contrastive projection e
     head="standardise",  # z = the [CLS] token standardised: a trained projection added noise
     covariance="diag",  # full 32 x 32 covariances made one-gene clusters on real data
-    cluster_init="seed_similarity",  # the mixture starts from Leiden on the rows of S
+    cluster_init="leiden",  # the mixture starts from Leiden at K on the pretrained z
     clr_neighbours=10,  # a gene's 10 nearest genes in the rows of S are positives of L_clr
     augment="gat_spots",
     epochs=20,
