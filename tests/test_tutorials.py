@@ -13,6 +13,19 @@ def test_both_tutorials_exist():
     assert {p.stem for p in NOTEBOOKS} >= {"dlpfc", "msi"}
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_tutorial_is_stored_with_its_figures(path):
+    """The docs render the stored outputs: every cell that calls a plotting function holds a
+    figure (executed with an Agg backend, a notebook keeps none)."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    plotting = [c for c in nb.cells if c.cell_type == "code" and ".pl." in c.source]
+    assert plotting
+    for cell in plotting:
+        kinds = {k for o in cell.outputs for k in o.get("data", {})}
+        assert "image/png" in kinds, f"no stored figure for: {cell.source.splitlines()[0]}"
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_tutorial_executes(path, tmp_path, monkeypatch, request):
