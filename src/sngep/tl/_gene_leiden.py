@@ -57,7 +57,9 @@ def gene_leiden(
     random_state
         Seed of the kNN graph and of Leiden.
     key_added
-        ``adata.var`` column of the labels and ``adata.uns`` key of the parameters.
+        ``adata.var`` column of the labels and ``adata.uns`` key of the parameters. A key
+        whose ``.uns`` entry another tool wrote (``'darlc'``) is refused; an earlier
+        ``gene_leiden`` result under the key is replaced.
     copy
         Return a copy instead of writing into ``adata``.
 
