@@ -210,3 +210,15 @@ def test_module_scores_rerun_with_fewer_clusters_leaves_no_stale_columns(planted
     sngep.tl.module_scores(a, key="gl", key_added="mine")
     written = [c for c in a.obs.columns if c.startswith("mine_")]
     assert sorted(written) == ["mine_0", "mine_1", "mine_7"]  # 2 and 3 gone, the user's kept
+
+
+def test_leiden_labels_above_scanpys_exact_knn_limit():
+    """From 8,192 genes scanpy switches to approximate neighbours (pynndescent), whose sparse
+    array its own code could not read with a recent scipy; a whole transcriptome is that big."""
+    from sngep.tl._gene_leiden import _EXACT_BELOW, leiden_labels
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(4), -(-(_EXACT_BELOW + 8) // 4))
+    x = np.eye(4)[truth] * 10 + rng.normal(size=(truth.size, 4))
+    labels, _ = leiden_labels(x, n_clusters=4, random_state=0)
+    assert ari(truth, labels) > 0.99

@@ -141,6 +141,9 @@ def gene_leiden(
     return adata if copy else None
 
 
+_EXACT_BELOW = 8192  # scanpy's own switch from exact to approximate neighbours
+
+
 def _check_key_added(adata: AnnData, key_added: str) -> None:
     """Refuse a ``key_added`` whose ``.uns`` entry another tool wrote (``'darlc'`` would
     replace the DARLC fit's parameters, mixture and history); a previous gene_leiden result
@@ -181,7 +184,16 @@ def leiden_labels(
     n = x.shape[0]
     g = ad.AnnData(X=np.zeros((n, 1), dtype=np.float32))
     g.obsm["rep"] = np.array(x, order="C")
-    sc.pp.neighbors(g, use_rep="rep", n_neighbors=min(n_neighbors, n - 1), random_state=random_state)
+    # scanpy takes exact distances below 8,192 rows and pynndescent above, whose sparse array
+    # its shortcut cannot read with scipy >= 1.15 ('csr_array' has no getnnz): ask for the
+    # exact sklearn kNN there as well (the same graph as below 8,192, and deterministic)
+    sc.pp.neighbors(
+        g,
+        use_rep="rep",
+        n_neighbors=min(n_neighbors, n - 1),
+        random_state=random_state,
+        transformer="sklearn" if n >= _EXACT_BELOW else None,
+    )
 
     def run(res: float) -> np.ndarray:
         sc.tl.leiden(
