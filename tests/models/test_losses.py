@@ -8,6 +8,7 @@ import torch
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
     contrastive_loss,
+    decorrelation_loss,
     eta_schedule,
     laplacian_loss,
     normalized_similarity,
@@ -305,3 +306,21 @@ def test_eta_schedule():
     assert vals[-1] == pytest.approx(0.5 * math.exp(-5))
     with pytest.raises(ValueError):
         eta_schedule(0, 10, kind="cosine")
+
+
+def test_decorrelation_loss_by_hand_and_its_range():
+    """Mean squared off-diagonal correlation over the batch: by hand on a small batch, near 0
+    for independent dimensions, near 1 when every dimension is one direction, scale-free,
+    and refused on a batch of one or a single dimension."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    r = np.corrcoef(h.numpy(), rowvar=False)
+    by_hand = (np.sum(r**2) - np.sum(np.diag(r) ** 2)) / (4 * 3)
+    assert float(decorrelation_loss(h, eps=0.0)) == pytest.approx(by_hand, rel=1e-10)
+    assert float(decorrelation_loss(torch.randn(2000, 16, generator=g))) < 0.01
+    one = torch.randn(200, 1, generator=g) @ torch.ones(1, 16)
+    assert float(decorrelation_loss(one + 1e-3 * torch.randn(200, 16, generator=g))) > 0.99
+    torch.testing.assert_close(decorrelation_loss(5.0 * h, eps=0.0), decorrelation_loss(h, eps=0.0))
+    for bad in (torch.zeros(1, 4), torch.zeros(5, 1), torch.zeros(5)):
+        with pytest.raises(ValueError, match="decorrelation_loss"):
+            decorrelation_loss(bad)

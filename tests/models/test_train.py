@@ -102,23 +102,29 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
 
 
 @pytest.mark.parametrize(
-    ("rec_target", "head", "regress_out"),
+    ("rec_target", "head", "regress_out", "decorrelation"),
     [
-        ("raw", "mlp", None),
-        ("view", "mlp", None),
-        ("view", "standardise", None),
-        ("view", "standardise", "detection"),
+        ("raw", "mlp", None, 0.0),
+        ("view", "mlp", None, 0.0),
+        ("view", "standardise", None, 0.0),
+        ("view", "standardise", "detection", 0.0),
+        ("view", "standardise", None, 2.0),
     ],
 )
-def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head, regress_out):
-    """The chunked three-part gradient of L1 (train.l1_step) is the gradient of eq. 16."""
+def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(
+    rec_target, head, regress_out, decorrelation
+):
+    """The chunked three-part gradient of L1 (train.l1_step) is the gradient of eq. 16 (plus
+    the decorrelation term on all genes' head inputs when that switch is on)."""
     import math
 
-    from sngep.models.darlc.losses import laplacian_loss
+    from sngep.models.darlc.losses import decorrelation_loss, laplacian_loss
     from sngep.models.darlc.smm import size_loss
     from sngep.models.darlc.train import calibrated_z, l1_step
 
-    net, data, _ = _tiny_setup(rec_target=rec_target, head=head, regress_out=regress_out)
+    net, data, _ = _tiny_setup(
+        rec_target=rec_target, head=head, regress_out=regress_out, decorrelation=decorrelation
+    )
     if regress_out is not None:  # images of unequal sparsity, so the covariates vary
         data.x = torch.relu(data.x - torch.linspace(-1, 1, data.n)[:, None, None])
         data.cov = net.covariates(data.x)
@@ -154,6 +160,7 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(rec_target, head,
     size = size_loss(torch.softmax(net.smm.log_joint(z), dim=1), 1.0 / net.n_clusters)
     cluster = net.uwl_1(-ll, -size + net.n_clusters / math.e, rec)
     loss = eta * laplacian_loss(z, data.s_norm) + (1 - eta) * cluster
+    loss = loss + decorrelation * decorrelation_loss(h)
     loss.backward()
     for p in params:
         if id(p) in {id(q) for q in net.smm.parameters()}:
@@ -275,6 +282,43 @@ def test_clr_weight_scales_l_clr_only():
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="clr_weight"):
             DARLCConfig.from_preset("fast", clr_weight=bad)
+
+
+def test_decorrelation_adds_its_term_to_the_pretraining_loss_only_when_asked():
+    """decorrelation = 0 (every preset) leaves the pretraining as it was, step for step; > 0
+    trains on UWL(L_rec, L_clr) + w * decorrelation_loss(head input), which lowers the
+    correlation between the head input's dimensions; a negative or NaN weight is refused."""
+    from dataclasses import replace
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import decorrelation_loss
+    from sngep.models.darlc.train import encode_all, pretrain
+
+    class _Bar:
+        def set_postfix(self, **_):
+            pass
+
+        def update(self, _):
+            pass
+
+    def run(weight: float):
+        torch.manual_seed(0)
+        net, data, _ = _tiny_setup(n=24, pretrain_steps=30)
+        data.cfg = replace(data.cfg, decorrelation=weight)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        return net, data, pretrain(net, data, opt, _Bar())
+
+    net0, data0, rec0 = run(0.0)
+    net0b, _, rec0b = run(0.0)
+    assert rec0 == rec0b  # the switch off is the old pretraining, deterministic
+    net1, data1, rec1 = run(5.0)
+    assert rec1 != rec0
+    corr0 = float(decorrelation_loss(encode_all(net0, data0.x, 24)))
+    corr1 = float(decorrelation_loss(encode_all(net1, data1.x, 24)))
+    assert corr1 < corr0
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="decorrelation"):
+            DARLCConfig.from_preset("fast", decorrelation=bad)
 
 
 def test_clr_queue_keeps_the_latest_targets_and_never_contrasts_a_gene_with_itself():

@@ -65,6 +65,11 @@ class DARLCConfig:
     # by clr_weight (1: as written). The UWL weights barely move in 1500 steps, so this sets
     # the rec:clr balance (docs/departures.md); the history's clr terms are the weighted ones
     clr_weight: float = 1.0
+    # not in the paper: weight of losses.decorrelation_loss (the mean squared correlation
+    # between the head input's dimensions) added to every loss that trains the encoder: the
+    # pretraining's and L2's batches, L1's all genes; 0: off. On DLPFC the default's [CLS]
+    # token uses ~2 of its 64 dimensions
+    decorrelation: float = 0.0
     momentum: float = 0.999
     # projection head (eq. 12) and SMM (main 3.3.1)
     latent_dim: int = 32
@@ -231,9 +236,11 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        if not (math.isfinite(self.clr_weight) and self.clr_weight >= 0):
-            msg = f"clr_weight must be finite and >= 0, got {self.clr_weight!r}"
-            raise ValueError(msg)
+        for name in ("clr_weight", "decorrelation"):
+            val = getattr(self, name)
+            if not (math.isfinite(val) and val >= 0):
+                msg = f"{name} must be finite and >= 0, got {val!r}"
+                raise ValueError(msg)
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)

@@ -6,7 +6,9 @@ trainable parameters:
 - :func:`contrastive_loss`: symmetric contrastive loss of eq. 10;
 - :class:`UncertaintyWeighting`: UWL of eq. 11 (used in eq. 11, 16 and the batch loss L2);
 - :func:`normalized_similarity` / :func:`laplacian_loss`: ``L_lap`` of eq. 17;
-- :func:`eta_schedule`: the decaying weight ``eta`` of eq. 16.
+- :func:`eta_schedule`: the decaying weight ``eta`` of eq. 16;
+- :func:`decorrelation_loss`: a redundancy-reduction term on a batch of embeddings (not in
+  the paper; ``DARLCConfig.decorrelation``).
 
 The masked-image-modelling loss of eq. 7 lives with the model
 (:meth:`sngep.models.darlc.vit.ModuleI.mae_loss`).
@@ -26,10 +28,38 @@ from torch import nn
 __all__ = [
     "UncertaintyWeighting",
     "contrastive_loss",
+    "decorrelation_loss",
     "eta_schedule",
     "laplacian_loss",
     "normalized_similarity",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# not in the paper: redundancy reduction
+# --------------------------------------------------------------------------------------
+def decorrelation_loss(h: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """Mean squared off-diagonal correlation of the dimensions of ``h`` over a batch.
+
+    ``h`` is ``(B, D)``; each column is centred and scaled by its batch standard deviation
+    (plus ``eps``), ``R = h_std^T h_std / B``, and the loss is
+    ``sum_{i != j} R_ij^2 / (D (D - 1))``: 0 when the dimensions are uncorrelated over the
+    batch, 1 when they are all one direction. Scale-free (the final LayerNorm fixes each
+    token's scale), so it acts on how many directions the embedding uses, not on its size:
+    the covariance term of VICReg (Bardes et al. 2022) on correlations, as in Barlow Twins'
+    redundancy reduction (Zbontar et al. 2021) within one view. With ``B <= D`` the sample
+    correlation has rank ``< B`` and the minimum is above 0; the gradient still spreads the
+    batch over more directions.
+    """
+    if h.ndim != 2 or h.shape[0] < 2 or h.shape[1] < 2:
+        msg = f"decorrelation_loss needs (B >= 2, D >= 2) embeddings, got {tuple(h.shape)}"
+        raise ValueError(msg)
+    b, d = h.shape
+    c = h - h.mean(dim=0, keepdim=True)
+    c = c / (c.pow(2).mean(dim=0, keepdim=True).sqrt() + eps)
+    r = c.T @ c / b
+    off = r.pow(2).sum() - r.diagonal().pow(2).sum()
+    return off / (d * (d - 1))
 
 
 # --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from sngep.models.darlc.config import DARLCConfig, resolve_patch_size
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
     contrastive_loss,
+    decorrelation_loss,
     eta_schedule,
     laplacian_loss,
     normalized_similarity,
@@ -332,6 +333,15 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     return rec, clr, (e if e is not None and not masked else net.module_i.head(cls))
 
 
+def _decorrelation(cfg: DARLCConfig, h: torch.Tensor | None) -> torch.Tensor | float:
+    """``cfg.decorrelation`` x :func:`losses.decorrelation_loss` of the head inputs ``h`` (not
+    in the paper), added to every loss that trains the encoder: the pretraining's eq. 11, L1
+    (eq. 16, on all genes) and L2 (Algorithm 1 line 22, per batch). 0 when off."""
+    if cfg.decorrelation <= 0 or h is None:
+        return 0.0
+    return cfg.decorrelation * decorrelation_loss(h)
+
+
 @torch.no_grad()
 def encode_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The head's input (:meth:`DARLCNet.features`) for every image, without gradient."""
@@ -399,8 +409,10 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
         for idx in data.batches():
             if step >= total:
                 break
-            rec, clr, _ = _ssl_loss(net, idx, data, features=False)
+            decor = cfg.decorrelation > 0
+            rec, clr, feats = _ssl_loss(net, idx, data, features=decor)
             loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
+            loss = loss + _decorrelation(cfg, feats)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -636,6 +648,9 @@ def l1_step(
     if lap_on:
         terms["lap"] = laplacian_loss(z_leaf, data.s_norm)
         part1 = part1 + eta * terms["lap"]
+    if cfg.decorrelation > 0:
+        terms["decor"] = decorrelation_loss(h_leaf)
+        part1 = part1 + cfg.decorrelation * terms["decor"]
     part1.backward()
     g_h = h_leaf.grad
 
@@ -690,6 +705,7 @@ def l2_epoch(
         else:
             kl = torch.zeros((), device=data.x.device)
             loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
+        loss = loss + _decorrelation(cfg, e)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
