@@ -342,7 +342,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
         "`benchmarks/README.md`). Do not edit by hand.",
         "",
         "**Read the DARLC rows with care.** The `darlc_default` rows are the current default "
-        "preset (seed 0 only, where present; the summary uses them). The `darlc_fast` rows "
+        "preset (the `seeds` column says how many; the summary uses them). The `darlc_fast` rows "
         "(and their ablations) were run before the training rewrite of issue 10 (commit "
         "2b0b9d6: staged training, step-budget pretraining, presets 'default' and 'fast' "
         "redefined); their labels are rescored here, not rerun. The default preset is "
