@@ -285,9 +285,9 @@ def test_clr_weight_scales_l_clr_only():
 
 
 def test_decorrelation_adds_its_term_to_the_pretraining_loss_only_when_asked():
-    """decorrelation = 0 (every preset) leaves the pretraining as it was, step for step; > 0
-    trains on UWL(L_rec, L_clr) + w * decorrelation_loss(head input), which lowers the
-    correlation between the head input's dimensions; a negative or NaN weight is refused."""
+    """decorrelation = 0 (every preset) gives the same pretraining twice (deterministic); > 0
+    changes the losses and lowers the correlation between the head input's dimensions after
+    training; a negative or NaN weight is refused."""
     from dataclasses import replace
 
     from sngep.models.darlc.config import DARLCConfig
@@ -309,7 +309,7 @@ def test_decorrelation_adds_its_term_to_the_pretraining_loss_only_when_asked():
         return net, data, pretrain(net, data, opt, _Bar())
 
     net0, data0, rec0 = run(0.0)
-    net0b, _, rec0b = run(0.0)
+    _, _, rec0b = run(0.0)
     assert rec0 == rec0b  # the switch off is the old pretraining, deterministic
     net1, data1, rec1 = run(5.0)
     assert rec1 != rec0

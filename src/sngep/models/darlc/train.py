@@ -409,8 +409,7 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
         for idx in data.batches():
             if step >= total:
                 break
-            decor = cfg.decorrelation > 0
-            rec, clr, feats = _ssl_loss(net, idx, data, features=decor)
+            rec, clr, feats = _ssl_loss(net, idx, data, features=cfg.decorrelation > 0)
             loss = net.uwl_ssl(rec, clr) if cfg.use_clr else rec
             loss = loss + _decorrelation(cfg, feats)
             opt.zero_grad(set_to_none=True)
