@@ -214,11 +214,30 @@ def test_module_scores_rerun_with_fewer_clusters_leaves_no_stale_columns(planted
 
 def test_leiden_labels_above_scanpys_exact_knn_limit():
     """From 8,192 genes scanpy switches to approximate neighbours (pynndescent), whose sparse
-    array its own code could not read with a recent scipy; a whole transcriptome is that big."""
-    from sngep.tl._gene_leiden import _EXACT_BELOW, leiden_labels
+    array its own code could not read with a recent scipy; a whole transcriptome is that big.
+    The gene graph is exact at every size."""
+    from sngep.tl._gene_leiden import leiden_labels
 
     rng = np.random.default_rng(0)
-    truth = np.repeat(np.arange(4), -(-(_EXACT_BELOW + 8) // 4))
+    truth = np.repeat(np.arange(4), -(-(8192 + 8) // 4))
     x = np.eye(4)[truth] * 10 + rng.normal(size=(truth.size, 4))
     labels, _ = leiden_labels(x, n_clusters=4, random_state=0)
     assert ari(truth, labels) > 0.99
+
+
+@pytest.mark.parametrize("n", [40, 300])
+def test_gene_graph_weights_equal_scanpys_neighbors(n):
+    """The Leiden graph (sngep.tl._knn) is the one scanpy.pp.neighbors builds by default:
+    the same exact 15-NN and UMAP's fuzzy weights (to float32 rounding), without UMAP's
+    numba kernels."""
+    from sngep.tl._knn import connectivities
+
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((n, 6)) + np.repeat(rng.standard_normal((4, 6)) * 3, n // 4, 0)
+    g = ad.AnnData(np.zeros((n, 1), dtype=np.float32))
+    g.obsm["rep"] = x
+    sc.pp.neighbors(g, use_rep="rep", n_neighbors=15, random_state=0)
+    ours = connectivities(x, 15)
+    ref = g.obsp["connectivities"]
+    assert (ours != 0).sum() == (ref != 0).sum()
+    assert abs(ours - ref).max() < 1e-6

@@ -30,8 +30,8 @@ def gene_leiden(
 ) -> AnnData | None:
     """Cluster genes by Leiden on a kNN graph of their embedding (or of their images).
 
-    Builds the gene graph with :func:`scanpy.pp.neighbors` (Euclidean) on
-    ``adata.varm[use_rep]`` and runs :func:`scanpy.tl.leiden` (igraph flavour). With
+    Builds the gene graph :func:`scanpy.pp.neighbors` builds by default (exact Euclidean
+    ``n_neighbors`` nearest genes, UMAP's fuzzy weights) on ``adata.varm[use_rep]`` and runs :func:`scanpy.tl.leiden` (igraph flavour). With
     ``n_clusters`` the resolution is found by bisection (on ``log resolution``, the number of
     Leiden clusters grows with it) until exactly ``n_clusters`` clusters come out; if no
     resolution within ``max_iter`` steps gives exactly that many, the closest count found is
@@ -141,9 +141,6 @@ def gene_leiden(
     return adata if copy else None
 
 
-_EXACT_BELOW = 8192  # scanpy's own switch from exact to approximate neighbours
-
-
 def _check_key_added(adata: AnnData, key_added: str) -> None:
     """Refuse a ``key_added`` whose ``.uns`` entry another tool wrote (``'darlc'`` would
     replace the DARLC fit's parameters, mixture and history); a previous gene_leiden result
@@ -181,23 +178,18 @@ def leiden_labels(
     import anndata as ad
     import scanpy as sc
 
+    from sngep.tl._knn import connectivities
+
     n = x.shape[0]
     g = ad.AnnData(X=np.zeros((n, 1), dtype=np.float32))
-    g.obsm["rep"] = np.array(x, order="C")
-    # scanpy takes exact distances below 8,192 rows and pynndescent above, whose sparse array
-    # its shortcut cannot read with scipy >= 1.15 ('csr_array' has no getnnz): ask for the
-    # exact sklearn kNN there as well (the same graph as below 8,192, and deterministic)
-    sc.pp.neighbors(
-        g,
-        use_rep="rep",
-        n_neighbors=min(n_neighbors, n - 1),
-        random_state=random_state,
-        transformer="sklearn" if n >= _EXACT_BELOW else None,
-    )
+    # scanpy's default neighbour graph (exact Euclidean kNN, UMAP's fuzzy weights), built
+    # without UMAP's numba kernels (sngep.tl._knn); Leiden reads it as the adjacency
+    adjacency = connectivities(np.asarray(x), max(min(n_neighbors, n - 1), min(2, n)))
 
     def run(res: float) -> np.ndarray:
         sc.tl.leiden(
             g,
+            adjacency=adjacency,
             resolution=res,
             random_state=random_state,
             flavor="igraph",

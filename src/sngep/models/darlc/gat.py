@@ -35,6 +35,7 @@ The Gaussian-kernel-smoothing ablation of Table 4 ("GAT -> GKS") is :func:`denoi
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -44,10 +45,9 @@ import torch.nn.functional as F
 from scipy import ndimage
 from scipy.spatial import cKDTree
 from torch import nn
-from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax as edge_softmax
-from sngep._progress import progress
 
+from sngep._progress import progress
 from sngep.models.darlc._device import adam, resolve_device
 
 __all__ = [
@@ -161,7 +161,69 @@ def _with_self_loops(edge_index: torch.Tensor, n_nodes: int) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # the layers
 # --------------------------------------------------------------------------------------
-class GATConvTied(MessagePassing):
+class _EdgeCSR:
+    """The CSR layouts of one ``edge_index`` (``j -> i`` as row ``i``, column ``j``) and of
+    its transpose, with the permutations that put per-edge values in their order."""
+
+    def __init__(self, edge_index: torch.Tensor, n_nodes: int) -> None:
+        src, dst = edge_index
+        self.edge_index, self.n = edge_index, int(n_nodes)
+        self.order = torch.argsort(dst * n_nodes + src)
+        self.order_t = torch.argsort(src * n_nodes + dst)
+        self.col, self.col_t = src[self.order], dst[self.order_t]
+        self.crow = self._crow(dst)
+        self.crow_t = self._crow(src)
+
+    def _crow(self, rows: torch.Tensor) -> torch.Tensor:
+        counts = torch.bincount(rows, minlength=self.n)
+        return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+    def matrix(self, values: torch.Tensor, *, transpose: bool = False) -> torch.Tensor:
+        """The sparse ``(n, n)`` matrix holding ``values`` (one per edge, in edge order)."""
+        crow, col, order = (
+            (self.crow_t, self.col_t, self.order_t)
+            if transpose
+            else (self.crow, self.col, self.order)
+        )
+        with warnings.catch_warnings():  # torch calls its CSR layout beta on first use
+            warnings.filterwarnings(
+                "ignore", message="Sparse (CSR tensor support|invariant checks)"
+            )
+            return torch.sparse_csr_tensor(crow, col, values[order], (self.n, self.n))
+
+
+class _EdgeSum(torch.autograd.Function):
+    """``out_i = sum_j alpha_ij h_j`` over the edges ``j -> i`` as one sparse CSR product.
+
+    Gathering ``h_j`` for every edge, scaling and scattering (message passing) moves
+    ``E x C`` floats three times per pass and took most of a GAT epoch on the CPU (issue
+    11); the CSR product touches each edge once. Backward: ``dh = A^T dout`` (the
+    transposed CSR) and ``dalpha_ij = dout_i . h_j`` (a sampled dense-dense product at the
+    edges).
+    """
+
+    @staticmethod
+    def forward(ctx, alpha: torch.Tensor, h: torch.Tensor, csr: _EdgeCSR) -> torch.Tensor:  # noqa: D102
+        ctx.csr = csr
+        ctx.save_for_backward(alpha, h)
+        return csr.matrix(alpha) @ h
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: D102
+        alpha, h = ctx.saved_tensors
+        csr = ctx.csr
+        grad = grad.contiguous()
+        d_h = csr.matrix(alpha, transpose=True) @ grad if ctx.needs_input_grad[1] else None
+        d_alpha = None
+        if ctx.needs_input_grad[0]:
+            pattern = csr.matrix(torch.zeros_like(alpha))
+            at_edges = torch.sparse.sampled_addmm(pattern, grad, h.t(), beta=0.0).values()
+            d_alpha = torch.empty_like(alpha)
+            d_alpha[csr.order] = at_edges
+        return d_alpha, d_h, None
+
+
+class GATConvTied(nn.Module):
     """Single-head graph attention layer with optional weight and attention tying.
 
     Computes ``h = x @ W`` and then, depending on the mode,
@@ -199,7 +261,8 @@ class GATConvTied(MessagePassing):
         tied: bool = False,
         generator: torch.Generator | None = None,
     ):
-        super().__init__(aggr="add", node_dim=0)
+        super().__init__()
+        self._csr: _EdgeCSR | None = None  # the CSR layout of the last edge_index seen
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.tied = bool(tied)
@@ -277,11 +340,10 @@ class GATConvTied(MessagePassing):
             n_e = edge_index.shape[1]
             msg = f"alpha must have one value per edge ({n_e}), got shape {tuple(alpha.shape)}"
             raise ValueError(msg)
-        out = self.propagate(edge_index, x=h, alpha=alpha, size=(h.shape[0], h.shape[0]))
-        return out, alpha
-
-    def message(self, x_j: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return alpha.unsqueeze(-1) * x_j
+        csr = self._csr
+        if csr is None or csr.edge_index is not edge_index or csr.n != h.shape[0]:
+            csr = self._csr = _EdgeCSR(edge_index, h.shape[0])  # one per graph, not per pass
+        return _EdgeSum.apply(alpha.to(h.dtype), h.contiguous(), csr), alpha
 
     def __repr__(self) -> str:
         mode = "tied" if self.tied else ("attention" if self.attention else "linear")
@@ -442,8 +504,8 @@ def denoise_gat(
         Seed of the local :class:`torch.Generator` that initialises the parameters; the
         global torch RNG is neither read nor changed (training is full batch without
         dropout, so the initialisation is the only random step). ``None``: fresh entropy.
-        The same seed on CPU gives the same reconstruction; on CUDA the scatter-add of
-        message passing is not bitwise deterministic.
+        The same seed on CPU gives the same reconstruction; on CUDA the sparse products
+        of the attention layers are not guaranteed to be bitwise deterministic.
     show_progress_bar
         Show a progress bar over epochs with the loss (:func:`sngep._progress.progress`).
 
