@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from sngep.models.darlc.vit import (
     MAEDecoder,
@@ -240,3 +241,48 @@ def test_head_regresses_covariates_out_of_its_input_before_standardising():
     flat = ProjectionHead(6, None, n_covariates=2)
     flat.calibrate(e, torch.full((40, 2), 0.5))
     assert torch.isfinite(flat.eval()(e, torch.full((40, 2), 0.5))).all()
+
+
+def test_transformer_block_equals_torch_encoder_layer():
+    """The functional block computes nn.TransformerEncoderLayer (pre-norm, GELU) with the
+    same parameter names and the same initialisation from the same seed."""
+    from sngep.models.darlc.vit import TransformerBlock
+
+    torch.manual_seed(3)
+    ref = nn.TransformerEncoderLayer(
+        16, 4, 64, 0.0, activation="gelu", batch_first=True, norm_first=True
+    ).double()
+    torch.manual_seed(3)
+    ours = TransformerBlock(16, 4, 64).double()
+    assert set(ref.state_dict()) == set(ours.state_dict())
+    for key, val in ours.state_dict().items():
+        torch.testing.assert_close(val, ref.state_dict()[key])
+    x = torch.randn(3, 7, 16, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(ours(x), ref(x))
+    g_ours = torch.autograd.grad(ours(x).square().sum(), [x, *ours.parameters()])
+    g_ref = torch.autograd.grad(ref(x).square().sum(), [x, *ref.parameters()])
+    for a, b in zip(g_ours, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_smoothed_input_channel_is_gaussian_smoothing_in_the_tissue():
+    """input_smoothing: the second channel is denoise_gks of the image (normalised
+    convolution inside the mask), and the patch embedding reads both channels."""
+    from sngep.models.darlc.gat import denoise_gks
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 20, 17)).astype(np.float32)
+    mask = rng.random((20, 17)) > 0.2
+    enc = ViTEncoder(
+        (20, 17), patch_size=3, embed_dim=16, depth=1, n_heads=2, smooth_sigma=1.5, mask=mask
+    )
+    np.testing.assert_allclose(
+        enc.smooth(torch.as_tensor(x * mask)).numpy(), denoise_gks(x, mask, sigma=1.5), atol=1e-5
+    )
+    assert enc.patch_embed.in_features == 2 * 9
+    tokens = enc.tokens_in(torch.as_tensor(x))
+    torch.testing.assert_close(tokens[..., :9], enc.patchify(torch.as_tensor(x)))
+    cls, _ = enc(torch.as_tensor(x))
+    assert cls.shape == (3, 16) and torch.isfinite(cls).all()
+    plain = ViTEncoder((20, 17), patch_size=3, embed_dim=16, depth=1, n_heads=2)
+    assert plain.patch_embed.in_features == 9

@@ -116,6 +116,10 @@ class DARLCConfig:
     # or their denoised views ('view': the masked view regenerates the view, the online
     # contrastive branch and z read the view; new images are denoised before embedding)
     encoder_input: str = "raw"
+    # not in the paper: > 0, the encoder also reads each image smoothed by a Gaussian of
+    # this sd (pixels, inside the tissue) as a second channel of its patches; the decoder's
+    # targets, the views and the contrastive target are unchanged. 0: the image alone (eq. 6)
+    input_smoothing: float = 0.0
 
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -215,6 +219,9 @@ class DARLCConfig:
                 raise ValueError(msg)
         if self.patch_size is not None and self.patch_size < 1:
             msg = f"patch_size must be None or >= 1, got {self.patch_size}"
+            raise ValueError(msg)
+        if not (math.isfinite(self.input_smoothing) and self.input_smoothing >= 0):
+            msg = f"input_smoothing must be finite and >= 0, got {self.input_smoothing!r}"
             raise ValueError(msg)
         if not 0 <= self.pixel_dropout < 1:
             msg = f"pixel_dropout must be in [0, 1), got {self.pixel_dropout}"

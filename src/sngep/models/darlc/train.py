@@ -91,6 +91,8 @@ class DARLCNet(nn.Module):
             depth=c.depth,
             n_heads=c.n_heads,
             proj_dim=c.contrastive_dim,
+            smooth_sigma=c.input_smoothing,
+            mask=tissue,
         )
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.
         head_in = c.contrastive_dim if c.head_input == "e" else c.embed_dim

@@ -29,6 +29,7 @@ __all__ = [
     "MAEDecoder",
     "ModuleI",
     "ProjectionHead",
+    "TransformerBlock",
     "ViTEncoder",
     "get_1d_sincos_pos_embed",
     "get_2d_sincos_pos_embed",
@@ -180,6 +181,61 @@ def _as_bhw(x: torch.Tensor, image_shape: tuple[int, int]) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 # encoder
 # --------------------------------------------------------------------------------------
+class _SelfAttention(nn.Module):
+    """The parameters of :class:`torch.nn.MultiheadAttention` (``in_proj_weight``,
+    ``in_proj_bias``, ``out_proj``), initialised as it does; :class:`TransformerBlock` runs
+    the attention itself."""
+
+    def __init__(self, embed_dim: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = int(n_heads)
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + MHA(LN(x))``, then ``x + MLP(LN(x))`` (GELU).
+
+    The same computation, parameter names and initialisation (random draws in the same
+    order) as ``nn.TransformerEncoderLayer(norm_first=True, batch_first=True,
+    activation='gelu')``, so checkpoints of either load into the other, written out in
+    functional calls: the ``nn`` layer routes through ``multi_head_attention_forward``'s
+    checks, chunking and transposes, which cost ~10 % of a DARLC pretraining step on the CPU
+    (issue 11) at these small widths.
+    """
+
+    def __init__(self, embed_dim: int, n_heads: int, ff_dim: int, *, dropout: float = 0.0):
+        super().__init__()
+        self.self_attn = _SelfAttention(embed_dim, n_heads)
+        self.linear1 = nn.Linear(embed_dim, ff_dim)
+        self.linear2 = nn.Linear(ff_dim, embed_dim)
+        self.norm1 = nn.LayerNorm(embed_dim)
+        self.norm2 = nn.LayerNorm(embed_dim)
+        self.dropout = float(dropout)
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, self.training) if self.dropout > 0 else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, L, D)`` tokens -> ``(B, L, D)``."""
+        b, n, d = x.shape
+        att = self.self_attn
+        h = F.layer_norm(x, (d,), self.norm1.weight, self.norm1.bias, self.norm1.eps)
+        qkv = F.linear(h, att.in_proj_weight, att.in_proj_bias)
+        qkv = qkv.view(b, n, 3, att.n_heads, d // att.n_heads).permute(2, 0, 3, 1, 4)
+        drop = self.dropout if self.training else 0.0
+        h = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=drop)
+        h = F.linear(h.transpose(1, 2).reshape(b, n, d), att.out_proj.weight, att.out_proj.bias)
+        x = x + self._drop(h)
+        h = F.layer_norm(x, (d,), self.norm2.weight, self.norm2.bias, self.norm2.eps)
+        h = self.linear2(self._drop(F.gelu(self.linear1(h))))
+        return x + self._drop(h)
+
+
 class ViTEncoder(nn.Module):
     """Lightweight ViT encoder ``M_E`` / ``C_O`` (main 3.2.2, eq. 6 and 9).
 
@@ -204,6 +260,12 @@ class ViTEncoder(nn.Module):
         Hidden size of the block MLP as a multiple of ``embed_dim``.
     dropout
         Dropout inside the blocks.
+    smooth_sigma
+        ``0`` (the paper): the patch embedding reads the image. ``> 0``: it also reads the
+        image smoothed by a Gaussian of this standard deviation (pixels) inside the tissue,
+        as a second channel of every patch (``DARLCConfig.input_smoothing``).
+    mask
+        ``(H, W)`` tissue mask for the smoothing (``None``: every pixel is tissue).
 
     Attributes
     ----------
@@ -225,6 +287,8 @@ class ViTEncoder(nn.Module):
         n_heads: int = 4,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        smooth_sigma: float = 0.0,
+        mask: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         if len(image_shape) != 2 or min(image_shape) < 1:
@@ -245,27 +309,57 @@ class ViTEncoder(nn.Module):
         self.padded_shape = (h * patch_size, w * patch_size)
         self.n_patches = h * w
 
-        self.patch_embed = nn.Linear(patch_size * patch_size, embed_dim)
+        self.smooth_sigma = float(smooth_sigma)
+        self.in_channels = 2 if self.smooth_sigma > 0 else 1
+        if self.smooth_sigma > 0:
+            self._init_smoothing(mask)
+        self.patch_embed = nn.Linear(self.in_channels * patch_size * patch_size, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         pos = torch.from_numpy(get_2d_sincos_pos_embed(embed_dim, h, w)).float().unsqueeze(0)
         # deterministic from the shape: not stored in the state dict
         self.register_buffer("pos_embed", pos, persistent=False)
         self.blocks = nn.ModuleList(
             [
-                nn.TransformerEncoderLayer(
-                    d_model=embed_dim,
-                    nhead=n_heads,
-                    dim_feedforward=int(round(embed_dim * mlp_ratio)),
-                    dropout=dropout,
-                    activation="gelu",
-                    batch_first=True,
-                    norm_first=True,
+                TransformerBlock(
+                    embed_dim, n_heads, int(round(embed_dim * mlp_ratio)), dropout=dropout
                 )
                 for _ in range(depth)
             ]
         )
         self.norm = nn.LayerNorm(embed_dim)
         self._init_weights()
+
+    def _init_smoothing(self, mask: np.ndarray | None) -> None:
+        """Buffers of the smoothed input channel: a separable Gaussian (truncated at 4
+        sigma, as :func:`scipy.ndimage.gaussian_filter`), the tissue mask and the
+        normalised convolution's denominator (the kernel's mass inside the tissue)."""
+        sigma = self.smooth_sigma
+        radius = int(math.ceil(4.0 * sigma))
+        t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).float()
+        tissue = np.ones(self.image_shape, bool) if mask is None else np.asarray(mask, bool)
+        if tissue.shape != self.image_shape:
+            msg = f"mask has shape {tissue.shape}, the images {self.image_shape}"
+            raise ValueError(msg)
+        m = torch.as_tensor(tissue, dtype=torch.float32)
+        self.register_buffer("smooth_kernel", kernel, persistent=False)
+        self.register_buffer("smooth_mask", m, persistent=False)
+        den = self._convolve(m[None])[0]
+        self.register_buffer("smooth_den", torch.where(m > 0, den, torch.ones_like(den)), persistent=False)
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, H, W)`` -> the same, convolved with the Gaussian (zeros beyond the edge)."""
+        k = self.smooth_kernel.to(x.dtype)
+        r = (k.numel() - 1) // 2
+        y = F.conv2d(x[:, None], k.view(1, 1, 1, -1), padding=(0, r))
+        return F.conv2d(y, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0]
+
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
+        """Gaussian smoothing inside the tissue (normalised convolution, 0 outside), as
+        :func:`sngep.models.darlc.gat.denoise_gks` does in numpy."""
+        m = self.smooth_mask.to(x.dtype)
+        return self._convolve(x * m) / self.smooth_den.to(x.dtype) * m
 
     def _init_weights(self) -> None:
         # MAE: xavier for the patch projection (treated as a linear layer), N(0, .02) for CLS
@@ -276,6 +370,15 @@ class ViTEncoder(nn.Module):
     def patchify(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, H, W)`` images -> ``(B, L, p * p)`` patches of the zero-padded images."""
         return patchify(_as_bhw(images, self.image_shape), self.patch_size)
+
+    def tokens_in(self, images: torch.Tensor) -> torch.Tensor:
+        """What the patch embedding reads: ``(B, L, C * p * p)``, the image's patches and,
+        with ``smooth_sigma > 0``, those of its smoothed copy (channel 2)."""
+        x = _as_bhw(images, self.image_shape)
+        patches = patchify(x, self.patch_size)
+        if self.in_channels == 1:
+            return patches
+        return torch.cat([patches, patchify(self.smooth(x), self.patch_size)], dim=-1)
 
     def unpatchify(self, patches: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
         """``(B, L, p * p)`` -> images ``(B, H, W)`` (``crop=True``) or ``(B, Hp, Wp)``."""
@@ -307,8 +410,8 @@ class ViTEncoder(nn.Module):
         and the sorted indices ``(B, n_masked)`` of masked tokens, or ``None`` when
         ``mask_ratio == 0``.
         """
-        patches = self.patchify(x)
-        tokens = self.patch_embed(patches.to(self.patch_embed.weight.dtype)) + self.pos_embed
+        patches = self.tokens_in(x.to(self.patch_embed.weight.dtype))
+        tokens = self.patch_embed(patches) + self.pos_embed
         ids_masked = None
         if mask_ratio > 0:
             ids_keep, ids_masked = random_masking(
@@ -521,7 +624,7 @@ class ModuleI(nn.Module):
     ----------
     image_shape
         ``(H, W)`` of the gene images.
-    patch_size, embed_dim, depth, n_heads, mlp_ratio, dropout
+    patch_size, embed_dim, depth, n_heads, mlp_ratio, dropout, smooth_sigma, mask
         Passed to :class:`ViTEncoder`.
     proj_dim
         Output dimension of the contrastive heads (dimension of ``e``).
@@ -548,6 +651,8 @@ class ModuleI(nn.Module):
         dropout: float = 0.0,
         proj_dim: int = 128,
         decoder_hidden_dims: tuple[int, int, int, int] = (128, 256, 512, 1024),
+        smooth_sigma: float = 0.0,
+        mask: np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.encoder = ViTEncoder(
@@ -558,6 +663,8 @@ class ModuleI(nn.Module):
             n_heads=n_heads,
             mlp_ratio=mlp_ratio,
             dropout=dropout,
+            smooth_sigma=smooth_sigma,
+            mask=mask,
         )
         self.decoder = MAEDecoder(
             embed_dim,
