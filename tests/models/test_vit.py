@@ -286,3 +286,30 @@ def test_smoothed_input_channel_is_gaussian_smoothing_in_the_tissue():
     assert cls.shape == (3, 16) and torch.isfinite(cls).all()
     plain = ViTEncoder((20, 17), patch_size=3, embed_dim=16, depth=1, n_heads=2)
     assert plain.patch_embed.in_features == 9
+
+
+def test_adaptive_smoothing_follows_each_images_sparsity():
+    """input_detections: each image is smoothed at sqrt(n / (4 pi d)) rounded to the grid
+    (d its detection rate): a sparse image at a wide Gaussian, a dense one not at all, each
+    equal to denoise_gks at its own sd."""
+    from sngep.models.darlc.gat import denoise_gks
+    from sngep.models.darlc.smoothing import GRID, TissueSmoother, detection_rate
+
+    rng = np.random.default_rng(1)
+    mask = np.ones((24, 20), bool)
+    mask[:3] = False
+    sparse = (rng.random((24, 20)) < 0.08) * rng.random((24, 20))
+    dense = rng.random((24, 20)) + 0.1
+    x = torch.as_tensor(np.stack([sparse, dense]) * mask, dtype=torch.float32)
+    sm = TissueSmoother(mask, detections=1.0)
+    d = detection_rate(x, torch.as_tensor(mask)).numpy()
+    sd = np.sqrt(1.0 / (4 * np.pi * d))
+    which = sm.grid_index(x).numpy()
+    assert which[1] == -1 and sd[1] < GRID[0] / np.sqrt(2)  # dense: left as it is
+    assert GRID[which[0]] == min(GRID, key=lambda g: abs(np.log(g) - np.log(sd[0])))
+    out = sm(x).numpy()
+    np.testing.assert_allclose(out[1], x[1].numpy() * mask)
+    ref = denoise_gks(x[0].numpy(), mask, sigma=GRID[which[0]])
+    np.testing.assert_allclose(out[0], ref, atol=1e-5)
+    with pytest.raises(ValueError, match="one of"):
+        TissueSmoother(mask, sigma=1.0, detections=2.0)

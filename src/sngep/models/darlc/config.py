@@ -120,6 +120,10 @@ class DARLCConfig:
     # this sd (pixels, inside the tissue) as a second channel of its patches; the decoder's
     # targets, the views and the contrastive target are unchanged. 0: the image alone (eq. 6)
     input_smoothing: float = 0.0
+    # not in the paper: > 0, the same second channel smoothed per image by a Gaussian whose
+    # effective area holds this many detected pixels on average, sigma = sqrt(n / (4 pi d))
+    # with d the image's detection rate (sparse images smoothed more); 0: off
+    input_detections: float = 0.0
 
     weight_decay: float = 0.0
     batch_size: int = 256
@@ -220,8 +224,13 @@ class DARLCConfig:
         if self.patch_size is not None and self.patch_size < 1:
             msg = f"patch_size must be None or >= 1, got {self.patch_size}"
             raise ValueError(msg)
-        if not (math.isfinite(self.input_smoothing) and self.input_smoothing >= 0):
-            msg = f"input_smoothing must be finite and >= 0, got {self.input_smoothing!r}"
+        for name in ("input_smoothing", "input_detections"):
+            val = getattr(self, name)
+            if not (math.isfinite(val) and val >= 0):
+                msg = f"{name} must be finite and >= 0, got {val!r}"
+                raise ValueError(msg)
+        if self.input_smoothing > 0 and self.input_detections > 0:
+            msg = "input_smoothing and input_detections are two ways to the same channel: give one"
             raise ValueError(msg)
         if not 0 <= self.pixel_dropout < 1:
             msg = f"pixel_dropout must be in [0, 1), got {self.pixel_dropout}"

@@ -92,6 +92,7 @@ class DARLCNet(nn.Module):
             n_heads=c.n_heads,
             proj_dim=c.contrastive_dim,
             smooth_sigma=c.input_smoothing,
+            smooth_detections=c.input_detections,
             mask=tissue,
         )
         # main 4.1.5: "a two-layer MLP", each layer Linear + BN + SELU as in eq. 12.

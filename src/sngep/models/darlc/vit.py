@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sngep.models.darlc.smoothing import TissueSmoother
+
 __all__ = [
     "ContrastiveHead",
     "MAEDecoder",
@@ -264,6 +266,10 @@ class ViTEncoder(nn.Module):
         ``0`` (the paper): the patch embedding reads the image. ``> 0``: it also reads the
         image smoothed by a Gaussian of this standard deviation (pixels) inside the tissue,
         as a second channel of every patch (``DARLCConfig.input_smoothing``).
+    smooth_detections
+        ``> 0``: the same second channel, smoothed per image so that the kernel holds this
+        many detected pixels on average (``DARLCConfig.input_detections``,
+        :mod:`sngep.models.darlc.smoothing`); at most one of the two is on.
     mask
         ``(H, W)`` tissue mask for the smoothing (``None``: every pixel is tissue).
 
@@ -288,6 +294,7 @@ class ViTEncoder(nn.Module):
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
         smooth_sigma: float = 0.0,
+        smooth_detections: float = 0.0,
         mask: np.ndarray | None = None,
     ) -> None:
         super().__init__()
@@ -309,10 +316,16 @@ class ViTEncoder(nn.Module):
         self.padded_shape = (h * patch_size, w * patch_size)
         self.n_patches = h * w
 
-        self.smooth_sigma = float(smooth_sigma)
-        self.in_channels = 2 if self.smooth_sigma > 0 else 1
-        if self.smooth_sigma > 0:
-            self._init_smoothing(mask)
+        self.smoother = None
+        if smooth_sigma > 0 or smooth_detections > 0:
+            tissue = np.ones(self.image_shape, bool) if mask is None else np.asarray(mask, bool)
+            if tissue.shape != self.image_shape:
+                msg = f"mask has shape {tissue.shape}, the images {self.image_shape}"
+                raise ValueError(msg)
+            self.smoother = TissueSmoother(
+                tissue, sigma=smooth_sigma, detections=smooth_detections
+            )
+        self.in_channels = 1 if self.smoother is None else 2
         self.patch_embed = nn.Linear(self.in_channels * patch_size * patch_size, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         pos = torch.from_numpy(get_2d_sincos_pos_embed(embed_dim, h, w)).float().unsqueeze(0)
@@ -329,37 +342,9 @@ class ViTEncoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self._init_weights()
 
-    def _init_smoothing(self, mask: np.ndarray | None) -> None:
-        """Buffers of the smoothed input channel: a separable Gaussian (truncated at 4
-        sigma, as :func:`scipy.ndimage.gaussian_filter`), the tissue mask and the
-        normalised convolution's denominator (the kernel's mass inside the tissue)."""
-        sigma = self.smooth_sigma
-        radius = int(math.ceil(4.0 * sigma))
-        t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-        kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-        kernel = (kernel / kernel.sum()).float()
-        tissue = np.ones(self.image_shape, bool) if mask is None else np.asarray(mask, bool)
-        if tissue.shape != self.image_shape:
-            msg = f"mask has shape {tissue.shape}, the images {self.image_shape}"
-            raise ValueError(msg)
-        m = torch.as_tensor(tissue, dtype=torch.float32)
-        self.register_buffer("smooth_kernel", kernel, persistent=False)
-        self.register_buffer("smooth_mask", m, persistent=False)
-        den = self._convolve(m[None])[0]
-        self.register_buffer("smooth_den", torch.where(m > 0, den, torch.ones_like(den)), persistent=False)
-
-    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W)`` -> the same, convolved with the Gaussian (zeros beyond the edge)."""
-        k = self.smooth_kernel.to(x.dtype)
-        r = (k.numel() - 1) // 2
-        y = F.conv2d(x[:, None], k.view(1, 1, 1, -1), padding=(0, r))
-        return F.conv2d(y, k.view(1, 1, -1, 1), padding=(r, 0))[:, 0]
-
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
-        """Gaussian smoothing inside the tissue (normalised convolution, 0 outside), as
-        :func:`sngep.models.darlc.gat.denoise_gks` does in numpy."""
-        m = self.smooth_mask.to(x.dtype)
-        return self._convolve(x * m) / self.smooth_den.to(x.dtype) * m
+        """The second input channel: ``x`` smoothed inside the tissue (:mod:`.smoothing`)."""
+        return self.smoother(x)
 
     def _init_weights(self) -> None:
         # MAE: xavier for the patch projection (treated as a linear layer), N(0, .02) for CLS
@@ -376,9 +361,9 @@ class ViTEncoder(nn.Module):
         with ``smooth_sigma > 0``, those of its smoothed copy (channel 2)."""
         x = _as_bhw(images, self.image_shape)
         patches = patchify(x, self.patch_size)
-        if self.in_channels == 1:
+        if self.smoother is None:
             return patches
-        return torch.cat([patches, patchify(self.smooth(x), self.patch_size)], dim=-1)
+        return torch.cat([patches, patchify(self.smoother(x), self.patch_size)], dim=-1)
 
     def unpatchify(self, patches: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
         """``(B, L, p * p)`` -> images ``(B, H, W)`` (``crop=True``) or ``(B, Hp, Wp)``."""
@@ -624,7 +609,8 @@ class ModuleI(nn.Module):
     ----------
     image_shape
         ``(H, W)`` of the gene images.
-    patch_size, embed_dim, depth, n_heads, mlp_ratio, dropout, smooth_sigma, mask
+    patch_size, embed_dim, depth, n_heads, mlp_ratio, dropout, smooth_sigma,
+    smooth_detections, mask
         Passed to :class:`ViTEncoder`.
     proj_dim
         Output dimension of the contrastive heads (dimension of ``e``).
@@ -652,6 +638,7 @@ class ModuleI(nn.Module):
         proj_dim: int = 128,
         decoder_hidden_dims: tuple[int, int, int, int] = (128, 256, 512, 1024),
         smooth_sigma: float = 0.0,
+        smooth_detections: float = 0.0,
         mask: np.ndarray | None = None,
     ) -> None:
         super().__init__()
@@ -664,6 +651,7 @@ class ModuleI(nn.Module):
             mlp_ratio=mlp_ratio,
             dropout=dropout,
             smooth_sigma=smooth_sigma,
+            smooth_detections=smooth_detections,
             mask=mask,
         )
         self.decoder = MAEDecoder(
