@@ -302,7 +302,7 @@ def darlc_method(
         "training": training,
         "info": {
             "darlc_kw": kw,
-            "representation": "varm['X_darlc'] (the D = 32 embedding z), as is",
+            "representation": "varm['X_darlc'] (the embedding z), as is",
             "seed_similarity": "computed in the run (in its wall time)" if computed_s else "given",
             "pretrain_epochs_run": int(np.sum(phase == 0)) if phase.size else None,
             "joint_epochs_run": int(np.sum(phase == 1)) if phase.size else None,
