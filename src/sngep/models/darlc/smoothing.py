@@ -23,6 +23,11 @@ from torch import nn
 GRID = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0)
 
 
+def _radius(sigma: float) -> int:
+    """Half-width of a Gaussian truncated at 4 sd, as :func:`scipy.ndimage.gaussian_filter`."""
+    return int(4.0 * sigma + 0.5)
+
+
 def detection_rate(x: torch.Tensor, tissue: torch.Tensor) -> torch.Tensor:
     """``(B,)`` share of each image's tissue pixels above the image's minimum there (a
     standardised image maps every zero count to that floor)."""
@@ -47,10 +52,10 @@ class TissueSmoother(nn.Module):
             raise ValueError(msg)
         self.detections = float(detections)
         self.grid = (float(sigma),) if sigma > 0 else GRID
-        radius = int(math.ceil(4.0 * max(self.grid)))
-        t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        radii = torch.tensor([_radius(s) for s in self.grid])
+        t = torch.arange(-int(radii.max()), int(radii.max()) + 1, dtype=torch.float64)
         kernels = torch.stack([torch.exp(-0.5 * (t / s) ** 2) for s in self.grid])
-        kernels = kernels * (t.abs() <= torch.tensor([math.ceil(4 * s) for s in self.grid])[:, None])
+        kernels = kernels * (t.abs() <= radii[:, None])  # each truncated at its own radius
         self.register_buffer("kernels", (kernels / kernels.sum(1, keepdim=True)).float(), persistent=False)
         m = torch.as_tensor(np.asarray(mask, dtype=bool))
         self.register_buffer("tissue", m, persistent=False)
