@@ -306,6 +306,7 @@ _DEFAULT = dict(
     covariance="diag",  # full 32 x 32 covariances made one-gene clusters on real data
     cluster_init="leiden",  # the mixture starts from Leiden at K on the pretrained z
     clr_neighbours=10,  # a gene's 10 nearest genes in the rows of S are positives of L_clr
+    input_detections=4.0,  # the encoder also reads each image smoothed to its sparsity
     augment="gat_spots",
     epochs=20,
     tol=0.005,

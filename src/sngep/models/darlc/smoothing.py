@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 # per-image standard deviations are rounded to this grid (steps of sqrt 2); below
@@ -41,8 +40,11 @@ class TissueSmoother(nn.Module):
     """Normalised Gaussian convolution inside ``mask``, at ``sigma`` pixels for every image
     (``sigma > 0``) or per image from its sparsity (``detections > 0``, module docstring).
 
-    The kernels are truncated at 4 sd, as :func:`scipy.ndimage.gaussian_filter`; all
-    buffers are derived from the mask and not saved.
+    Each separable convolution is two products with banded ``(H, H)`` and ``(W, W)``
+    Gaussian matrices (zeros beyond the image edge): on the CPU a batched matrix product
+    is several times faster than a one-channel ``conv2d``. The kernels are truncated at
+    4 sd, as :func:`scipy.ndimage.gaussian_filter`; every buffer is derived from the mask
+    and not saved.
     """
 
     def __init__(self, mask: np.ndarray, *, sigma: float = 0.0, detections: float = 0.0):
@@ -52,24 +54,16 @@ class TissueSmoother(nn.Module):
             raise ValueError(msg)
         self.detections = float(detections)
         self.grid = (float(sigma),) if sigma > 0 else GRID
-        radii = torch.tensor([_radius(s) for s in self.grid])
-        t = torch.arange(-int(radii.max()), int(radii.max()) + 1, dtype=torch.float64)
-        kernels = torch.stack([torch.exp(-0.5 * (t / s) ** 2) for s in self.grid])
-        kernels = kernels * (t.abs() <= radii[:, None])  # each truncated at its own radius
-        self.register_buffer("kernels", (kernels / kernels.sum(1, keepdim=True)).float(), persistent=False)
         m = torch.as_tensor(np.asarray(mask, dtype=bool))
+        h, w = m.shape
         self.register_buffer("tissue", m, persistent=False)
-        mf = m.float()[None].expand(len(self.grid), -1, -1)
-        den = self._convolve(mf, torch.arange(len(self.grid)))
+        rows = torch.stack([_band(h, s) for s in self.grid])  # (G, H, H)
+        cols = torch.stack([_band(w, s) for s in self.grid])  # (G, W, W)
+        self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        mf = m.float()
+        den = rows @ mf @ cols.transpose(1, 2)  # (G, H, W): the kernel's mass in the tissue
         self.register_buffer("den", torch.where(mf > 0, den, torch.ones_like(den)), persistent=False)
-
-    def _convolve(self, x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
-        """``(B, H, W)`` images, each convolved with its kernel ``which`` (zeros beyond the
-        edge): one grouped convolution per axis."""
-        k = self.kernels[which].to(x.dtype)[:, None, None, :]  # (B, 1, 1, K)
-        r = (k.shape[-1] - 1) // 2
-        y = F.conv2d(x[None], k, padding=(0, r), groups=x.shape[0])
-        return F.conv2d(y, k.transpose(-1, -2), padding=(r, 0), groups=x.shape[0])[0]
 
     def grid_index(self, x: torch.Tensor) -> torch.Tensor:
         """``(B,)`` index into :data:`grid` of each image's sd; -1: left unsmoothed."""
@@ -89,7 +83,20 @@ class TissueSmoother(nn.Module):
         smooth = which >= 0
         if smooth.any():
             w = which[smooth]
-            conv = self._convolve(out[smooth], w) / self.den[w].to(x.dtype) * m
+            rows, cols = self.rows[w].to(x.dtype), self.cols[w].to(x.dtype)
+            conv = rows @ out[smooth] @ cols.transpose(1, 2)
             out = out.clone()
-            out[smooth] = conv
+            out[smooth] = conv / self.den[w].to(x.dtype) * m
         return out
+
+
+def _band(n: int, sigma: float) -> torch.Tensor:
+    """``(n, n)`` matrix of a 1-D Gaussian convolution (truncated at :func:`_radius`, zeros
+    beyond the edges): ``(B @ v)_i = sum_j k(i - j) v_j``."""
+    r = _radius(sigma)
+    t = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    offset = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # j - i
+    band = torch.where(offset.abs() <= r, k[(offset + r).clamp(0, 2 * r)], 0.0)
+    return band.float()
