@@ -59,14 +59,20 @@ _N_BISECT = 64  # bisection steps of the nu update (interval width / 2^64: exact
 # ======================================================================================
 # shared numerics (float32 module path and float64 EM path)
 # ======================================================================================
-def _mahalanobis(z: torch.Tensor, mu: torch.Tensor, chol: torch.Tensor) -> torch.Tensor:
+def _mahalanobis(
+    z: torch.Tensor, mu: torch.Tensor, chol: torch.Tensor, diagonal: bool = False
+) -> torch.Tensor:
     """``delta_ik = (z_i - mu_k)^T Sigma_k^{-1} (z_i - mu_k)`` (supp. eq. 4), shape ``(N, K)``.
 
     ``Sigma_k = L_k L_k^T``; ``delta = ||L_k^{-1} (z_i - mu_k)||^2`` by one batched triangular
     solve per chunk of points. Memory ``O(chunk * K * D)``, never ``N x N``.
+    ``diagonal=True`` (every ``L_k`` diagonal, and no gradient wanted for its zero
+    off-diagonals): :func:`_mahalanobis_diag`, ``O(N K D)``.
     """
     n = z.shape[0]
     k, d = mu.shape
+    if diagonal:
+        return _mahalanobis_diag(z, mu, chol.diagonal(dim1=-2, dim2=-1).pow(-2))
     step = max(1, _CHUNK_ELEMS // max(1, k * d))
     out = []
     for s in range(0, n, step):
@@ -76,6 +82,25 @@ def _mahalanobis(z: torch.Tensor, mu: torch.Tensor, chol: torch.Tensor) -> torch
     if not out:
         return z.new_zeros((0, k))
     return torch.cat(out, dim=0)
+
+
+def _is_diagonal(chol: torch.Tensor) -> bool:
+    """``True`` when every factor ``L_k`` of ``(K, D, D)`` is diagonal (``covariance='diag'``)."""
+    return not bool(torch.tril(chol.detach(), diagonal=-1).any())
+
+
+def _mahalanobis_diag(z: torch.Tensor, mu: torch.Tensor, prec: torch.Tensor) -> torch.Tensor:
+    """``delta_ik = sum_d (z_id - mu_kd)^2 prec_kd`` for diagonal ``Sigma_k = diag(1 / prec_k)``.
+
+    Expanded into three ``(N, D) x (D, K)`` products, ``O(N K D)`` instead of the triangular
+    solve's ``O(N K D^2)``: ``z^2 prec^T - 2 z (mu prec)^T + sum_d mu^2 prec``. The terms are
+    summed in float64 whatever the input's dtype (the expansion cancels large terms, and
+    float32 would lose digits for tight components), and a true 0 rounded below 0 is clamped.
+    """
+    z64, mu64, prec64 = z.double(), mu.double(), prec.double()
+    quad = (mu64.pow(2) * prec64).sum(dim=1)
+    delta = z64.pow(2) @ prec64.T - 2.0 * (z64 @ (mu64 * prec64).T) + quad
+    return delta.clamp_min(0.0).to(z.dtype)
 
 
 def _log_density(
@@ -341,7 +366,7 @@ class StudentTMixture(nn.Module):
         Gaussian for ``'gmm'``. ``z`` is cast to the parameters' dtype.
         """
         z = self._check_z(z).to(self.mu.dtype)
-        delta = _mahalanobis(z, self.mu, self.cholesky)
+        delta = _mahalanobis(z, self.mu, self.cholesky, diagonal=self.is_diagonal)
         half_logdet = self.chol_log_diag.sum(dim=-1)
         nu = None if self.is_gaussian else self.nu
         return _log_density(delta, half_logdet, nu, self.n_features)
@@ -602,7 +627,7 @@ def _e_step(x: torch.Tensor, state: _State, prior: _Prior, gaussian: bool) -> _S
     """
     d = x.shape[1]
     chol = _safe_cholesky(state.sigma)
-    delta = _mahalanobis(x, state.mu, chol)
+    delta = _mahalanobis(x, state.mu, chol, diagonal=_is_diagonal(chol))  # no autograd here
     half_logdet = torch.log(chol.diagonal(dim1=-2, dim2=-1)).sum(dim=-1)
     nu = None if gaussian else state.nu
     log_joint = torch.log(state.pi) + _log_density(delta, half_logdet, nu, d)
@@ -635,10 +660,20 @@ def _e_step(x: torch.Tensor, state: _State, prior: _Prior, gaussian: bool) -> _S
     )
 
 
-def _weighted_scatter(x: torch.Tensor, w: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-    """``S_k = sum_i w_ik (z_i - mu_k)(z_i - mu_k)^T`` ``(K, D, D)``, chunked over points."""
+def _weighted_scatter(
+    x: torch.Tensor, w: torch.Tensor, mu: torch.Tensor, diagonal: bool = False
+) -> torch.Tensor:
+    """``S_k = sum_i w_ik (z_i - mu_k)(z_i - mu_k)^T`` ``(K, D, D)``, chunked over points.
+
+    ``diagonal=True``: only the diagonal (zeros elsewhere), the only part diagonal
+    covariances use.
+    """
     n = x.shape[0]
     k, d = mu.shape
+    if diagonal:  # sum_i w_ik (x_id - mu_kd)^2 by products, O(N K D)
+        wsum = w.sum(dim=0)[:, None]
+        var = w.T @ x.pow(2) - 2.0 * mu * (w.T @ x) + mu.pow(2) * wsum
+        return torch.diag_embed(var.clamp_min(0.0))
     step = max(1, _CHUNK_ELEMS // max(1, k * d))
     out = x.new_zeros((k, d, d))
     for s in range(0, n, step):
@@ -656,7 +691,7 @@ def _map_sigma(
     diagonal: bool,
 ) -> torch.Tensor:
     """MAP covariances ``(S_0 + S_k) / (rho_0_hat + n_k)`` (supp. eq. 14); diagonal if asked."""
-    s_k = _weighted_scatter(x, w, mu)
+    s_k = _weighted_scatter(x, w, mu, diagonal)
     s0 = torch.diag_embed(prior.s0) if prior.s0.ndim == 1 else prior.s0
     sigma = (s0.expand_as(s_k) + s_k) / (prior.rho0_hat + counts)[:, None, None]
     return torch.diag_embed(sigma.diagonal(dim1=-2, dim2=-1)) if diagonal else sigma
