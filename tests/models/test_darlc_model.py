@@ -210,3 +210,27 @@ def test_shrunk_covariance_trains_end_to_end_and_reproduces(data, tmp_path):
     a.save(tmp_path / "m.pt")
     labels, _ = DARLC.load(tmp_path / "m.pt").predict(images)
     np.testing.assert_array_equal(labels, a.labels_)
+
+
+def test_model_size_fields_shape_the_network_and_survive_save_load(data, tmp_path):
+    """max_tokens, mlp_ratio and decoder_hidden reach the network (token grid, block MLP,
+    decoder's last layer), and a saved model rebuilds the same network."""
+    images, mask, sim, _ = data  # 14 x 14 images
+    sizes = dict(max_tokens=16, mlp_ratio=2.0, decoder_hidden=48)
+    m = DARLC(3, random_state=0, **sizes, **FAST)
+    m.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    mod = m.net.module_i
+    assert mod.encoder.patch_size == 4 and mod.encoder.n_patches == 16  # 4 x 4 patches: 4 x 4 tokens
+    assert mod.encoder.blocks[0].linear1.out_features == 2 * mod.encoder.embed_dim
+    assert mod.decoder.out.in_features == 48
+    m.save(tmp_path / "m.pt")
+    back = DARLC.load(tmp_path / "m.pt")
+    assert back.net.module_i.decoder.out.in_features == 48
+    np.testing.assert_array_equal(back.embed(images), m.embed(images))
+    for bad, match in (
+        (dict(max_tokens=1), "max_tokens"),
+        (dict(mlp_ratio=0.0), "mlp_ratio"),
+        (dict(decoder_hidden=0), "decoder_hidden"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            DARLC(3, **bad, **FAST)

@@ -17,18 +17,17 @@ CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
 REGRESS_OUT = (None, "detection")
-MAX_TOKENS = 128  # patch_size=None: the smallest patch giving at most this many tokens
-
-
-def resolve_patch_size(patch_size: int | None, image_shape: tuple[int, int]) -> int:
+def resolve_patch_size(
+    patch_size: int | None, image_shape: tuple[int, int], max_tokens: int = 128
+) -> int:
     """``patch_size``, or for ``None`` the smallest patch (>= 2) whose token grid
-    ``ceil(H/p) x ceil(W/p)`` has at most :data:`MAX_TOKENS` tokens (4 x 4 patches on a
+    ``ceil(H/p) x ceil(W/p)`` has at most ``max_tokens`` tokens (4 x 4 patches on a
     DLPFC 77 x 59 image give 300 tokens; 16 x 21 mouse olfactory bulb images give 24)."""
     if patch_size is not None:
         return int(patch_size)
     h, w = (int(s) for s in image_shape)
     p = 2
-    while math.ceil(h / p) * math.ceil(w / p) > MAX_TOKENS:
+    while math.ceil(h / p) * math.ceil(w / p) > max_tokens:
         p += 1
     return p
 
@@ -46,9 +45,14 @@ class DARLCConfig:
 
     # Module I (main 3.2.2)
     patch_size: int | None = 4  # None: chosen from the image size (resolve_patch_size)
+    max_tokens: int = 128  # patch_size=None: the smallest patch giving at most this many tokens
     embed_dim: int = 128
     depth: int = 4
     n_heads: int = 4
+    mlp_ratio: float = 4.0  # hidden width of each block's MLP, in multiples of embed_dim
+    # width of the MAE decoder's last hidden layer (main 4.1.5: D-128-256-512-1024-HpWp); its
+    # map to the Hp x Wp pixels is most of the decoder's cost on large images
+    decoder_hidden: int = 1024
     mask_ratio: float = 0.8
     contrastive_dim: int = 128
     tau: float = 0.5
@@ -240,6 +244,15 @@ class DARLCConfig:
             raise ValueError(msg)
         if self.embed_dim % self.n_heads:
             msg = f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})"
+            raise ValueError(msg)
+        if self.max_tokens < 2:
+            msg = f"max_tokens must be >= 2 (masking needs two tokens), got {self.max_tokens}"
+            raise ValueError(msg)
+        if not (math.isfinite(self.mlp_ratio) and self.mlp_ratio > 0):
+            msg = f"mlp_ratio must be finite and > 0, got {self.mlp_ratio!r}"
+            raise ValueError(msg)
+        if self.decoder_hidden < 1:
+            msg = f"decoder_hidden must be >= 1, got {self.decoder_hidden}"
             raise ValueError(msg)
         if not 0 <= self.mask_ratio < 1:
             msg = f"mask_ratio must be in [0, 1), got {self.mask_ratio}"

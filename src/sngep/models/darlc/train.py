@@ -86,11 +86,13 @@ class DARLCNet(nn.Module):
         self.regress_out = c.regress_out
         self.module_i = ModuleI(
             image_shape,
-            patch_size=resolve_patch_size(c.patch_size, image_shape),
+            patch_size=resolve_patch_size(c.patch_size, image_shape, c.max_tokens),
             embed_dim=c.embed_dim,
             depth=c.depth,
             n_heads=c.n_heads,
+            mlp_ratio=c.mlp_ratio,
             proj_dim=c.contrastive_dim,
+            decoder_hidden_dims=(128, 256, 512, c.decoder_hidden),
             smooth_sigma=c.input_smoothing,
             smooth_detections=c.input_detections,
             mask=tissue,
