@@ -220,7 +220,7 @@ def test_model_size_fields_shape_the_network_and_survive_save_load(data, tmp_pat
     m = DARLC(3, random_state=0, **sizes, **FAST)
     m.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
     mod = m.net.module_i
-    assert mod.encoder.patch_size == 4 and mod.encoder.n_patches == 16  # 4 x 4 patches: 4 x 4 tokens
+    assert mod.encoder.patch_size == 4 and mod.encoder.n_patches == 16  # 4 x 4 tokens
     assert mod.encoder.blocks[0].linear1.out_features == 2 * mod.encoder.embed_dim
     assert mod.decoder.out.in_features == 48
     m.save(tmp_path / "m.pt")

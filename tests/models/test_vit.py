@@ -313,3 +313,23 @@ def test_adaptive_smoothing_follows_each_images_sparsity():
     np.testing.assert_allclose(out[0], ref, atol=1e-5)
     with pytest.raises(ValueError, match="one of"):
         TissueSmoother(mask, sigma=1.0, detections=2.0)
+
+
+def test_precomputed_smoothed_channel_gives_the_same_encoding():
+    """The trainer smooths every image once (train._set_smoothed) and passes the channel
+    back in: the encoder must read exactly what it would compute itself, and an encoder
+    without a smoother has no channel to precompute."""
+    rng = np.random.default_rng(2)
+    mask = rng.random((20, 17)) > 0.2
+    x = torch.as_tensor(rng.standard_normal((4, 20, 17)).astype(np.float32) * mask)
+    enc = ViTEncoder(
+        (20, 17), patch_size=3, embed_dim=16, depth=1, n_heads=2, smooth_detections=4.0, mask=mask
+    )
+    s = torch.cat([enc.smooth(x[:2]), enc.smooth(x[2:])])  # chunked, as the trainer does
+    torch.testing.assert_close(enc.tokens_in(x, s), enc.tokens_in(x), rtol=0, atol=0)
+    g = torch.Generator().manual_seed(0)
+    cls_given, ids = enc(x, mask_ratio=0.5, generator=g, smoothed=s)
+    cls_own, ids_own = enc(x, mask_ratio=0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ids, ids_own)
+    torch.testing.assert_close(cls_given, cls_own, rtol=0, atol=0)
+    assert _tiny_encoder().smooth(_images()) is None

@@ -115,10 +115,11 @@ class DARLCNet(nn.Module):
         self.uwl_2 = UncertaintyWeighting(3)  # Algorithm 1 line 22: (L_kl, L_rec, L_clr)
         self.n_clusters = int(n_clusters)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """What the projection head reads: e of eq. 9 (``head_input='e'``, the paper) or the
-        encoder's [CLS] token before the contrastive map (``'cls'``)."""
-        cls, _ = self.module_i.encoder(x)
+        encoder's [CLS] token before the contrastive map (``'cls'``); ``smoothed``: the
+        encoder's second channel of ``x``, precomputed."""
+        cls, _ = self.module_i.encoder(x, smoothed=smoothed)
         return self.module_i.head(cls) if self.head_input == "e" else cls
 
     def covariates(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -164,6 +165,15 @@ class _Data:
     neighbour_lists: torch.Tensor | None = None
     # regress_out: (N, C) covariates of every image (DARLCNet.covariates of x)
     cov: torch.Tensor | None = None
+    # the encoder's second channel (input_smoothing / input_detections) of x and v, computed
+    # once: every step would otherwise smooth the same images three times
+    xs: torch.Tensor | None = None
+    vs: torch.Tensor | None = None
+
+    def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
+        """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
+        s = self.vs if view else self.xs
+        return None if s is None else s[idx]
 
     def contrast(self, e: torch.Tensor, e_bar: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """L_clr (eq. 10) of one batch; with ``clr_neighbours`` the batch's genes that are
@@ -284,9 +294,11 @@ def _rec_loss(
     x: torch.Tensor | None = None,
     *,
     return_cls: bool = False,
+    smoothed: torch.Tensor | None = None,
 ):
-    """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``): in the tissue
-    only if ``rec_in_tissue``, of the positive views if ``rec_target='view'``, else of the
+    """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``, whose second
+    channel ``smoothed`` is computed by the encoder when not given): in the tissue only if
+    ``rec_in_tissue``, of the positive views if ``rec_target='view'``, else of the
     unaugmented images. With ``return_cls`` also the masked images' CLS embedding."""
     target = data.v[idx] if data.cfg.rec_target == "view" else data.x[idx]
     return net.module_i.mae_loss(
@@ -296,6 +308,7 @@ def _rec_loss(
         pixel_weight=data.pixel_weight,
         target=target,
         return_cls=return_cls,
+        smoothed=data.smoothed(idx) if x is None else smoothed,
     )
 
 
@@ -313,22 +326,23 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     sparse samplings of one gene must land on the same embedding.
     """
     cfg = data.cfg
-    xb = data.x[idx]
+    xb, xs = data.x[idx], data.smoothed(idx)
     if cfg.pixel_dropout > 0:
         keep = torch.rand(xb.shape, generator=data.gen, device=data.gen.device) >= cfg.pixel_dropout
-        xb = xb * keep.to(xb.device)
+        xb, xs = xb * keep.to(xb.device), None
     masked = cfg.clr_view == "masked"
     if masked:
-        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, return_cls=True)
+        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, return_cls=True, smoothed=xs)
     else:
-        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb), None
+        rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, smoothed=xs), None
     cls = None
     if features or (cfg.use_clr and not masked):
-        cls, _ = net.module_i.encoder(xb)
+        cls, _ = net.module_i.encoder(xb, smoothed=xs)
     e = None
     if cfg.use_clr:
         e = net.module_i.head(cls_masked if masked else cls)  # eq. 9
-        clr = cfg.clr_weight * data.contrast(e, net.module_i.target_embed(data.v[idx]), idx)
+        e_bar = net.module_i.target_embed(data.v[idx], data.smoothed(idx, view=True))
+        clr = cfg.clr_weight * data.contrast(e, e_bar, idx)
     else:
         clr = torch.zeros((), device=xb.device)
     if not features:
@@ -348,11 +362,16 @@ def _decorrelation(cfg: DARLCConfig, h: torch.Tensor | None) -> torch.Tensor | f
 
 
 @torch.no_grad()
-def encode_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The head's input (:meth:`DARLCNet.features`) for every image, without gradient."""
-    return torch.cat(
-        [net.features(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
-    )
+def encode_all(
+    net: DARLCNet, x: torch.Tensor, batch_size: int, smoothed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The head's input (:meth:`DARLCNet.features`) for every image, without gradient
+    (``smoothed``: the encoder's second channel of ``x``, precomputed)."""
+    parts = []
+    for i in range(0, x.shape[0], batch_size):
+        s = None if smoothed is None else smoothed[i : i + batch_size]
+        parts.append(net.features(x[i : i + batch_size], s))
+    return torch.cat(parts)
 
 
 @torch.no_grad()
@@ -368,7 +387,7 @@ def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 @torch.no_grad()
 def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor]:
     """Calibrate the head's BN on all genes, put it in eval mode; return (head inputs, z)."""
-    h_all = encode_all(net, data.x, data.bs)
+    h_all = encode_all(net, data.x, data.bs, data.xs)
     net.head.calibrate(h_all, data.cov)
     net.head.eval()
     return h_all, net.head(h_all, data.cov)
@@ -667,7 +686,8 @@ def l1_step(
         gen = torch.Generator(data.gen.device).manual_seed(seed + j)
         rec = _rec_loss(net, slice(i, i + bs), data, gen)
         share = xb.shape[0] / n
-        part = (net.features(xb) * g_h[i : i + bs]).sum() + w_rec * share * rec
+        feats = net.features(xb, data.smoothed(slice(i, i + bs)))
+        part = (feats * g_h[i : i + bs]).sum() + w_rec * share * rec
         part.backward()
         rec_total += float(rec.detach()) * share
     terms["rec"] = torch.tensor(rec_total)
@@ -821,6 +841,19 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
+@torch.no_grad()
+def _set_smoothed(net: DARLCNet, data: _Data, chunk: int = 1024) -> None:
+    """Smooth every image and view once for the encoder's second channel (``xs``, ``vs``);
+    nothing without a smoother. Chunked: memory bounded on whole transcriptomes."""
+    enc = net.module_i.encoder
+    if enc.smoother is None:
+        return
+    data.xs, data.vs = (
+        torch.cat([enc.smooth(t[i : i + chunk]) for i in range(0, t.shape[0], chunk)])
+        for t in (data.x, data.v)
+    )
+
+
 def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
     """The neighbour lists and graph of ``clr_neighbours`` (from the rows of S)."""
     if similarity is None:
@@ -897,6 +930,7 @@ def fit(
             seed=int(random_state),
         )
         data.cov = net.covariates(data.x)
+        _set_smoothed(net, data)
         if cfg.cluster_init == "seed_similarity":
             if similarity is None:
                 logg.warning(

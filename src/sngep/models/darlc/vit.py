@@ -322,9 +322,7 @@ class ViTEncoder(nn.Module):
             if tissue.shape != self.image_shape:
                 msg = f"mask has shape {tissue.shape}, the images {self.image_shape}"
                 raise ValueError(msg)
-            self.smoother = TissueSmoother(
-                tissue, sigma=smooth_sigma, detections=smooth_detections
-            )
+            self.smoother = TissueSmoother(tissue, sigma=smooth_sigma, detections=smooth_detections)
         self.in_channels = 1 if self.smoother is None else 2
         self.patch_embed = nn.Linear(self.in_channels * patch_size * patch_size, embed_dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
@@ -342,9 +340,12 @@ class ViTEncoder(nn.Module):
         self.norm = nn.LayerNorm(embed_dim)
         self._init_weights()
 
-    def smooth(self, x: torch.Tensor) -> torch.Tensor:
-        """The second input channel: ``x`` smoothed inside the tissue (:mod:`.smoothing`)."""
-        return self.smoother(x)
+    def smooth(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The second input channel: ``x`` smoothed inside the tissue (:mod:`.smoothing`);
+        ``None`` without a smoother."""
+        if self.smoother is None:
+            return None
+        return self.smoother(_as_bhw(x, self.image_shape).to(self.patch_embed.weight.dtype))
 
     def _init_weights(self) -> None:
         # MAE: xavier for the patch projection (treated as a linear layer), N(0, .02) for CLS
@@ -356,14 +357,17 @@ class ViTEncoder(nn.Module):
         """``(B, H, W)`` images -> ``(B, L, p * p)`` patches of the zero-padded images."""
         return patchify(_as_bhw(images, self.image_shape), self.patch_size)
 
-    def tokens_in(self, images: torch.Tensor) -> torch.Tensor:
+    def tokens_in(self, images: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """What the patch embedding reads: ``(B, L, C * p * p)``, the image's patches and,
-        with ``smooth_sigma > 0``, those of its smoothed copy (channel 2)."""
+        with a smoother, those of its smoothed copy (channel 2): ``smoothed`` when given
+        (:meth:`smooth` of the same images, computed once by a caller that encodes them
+        many times), else computed here."""
         x = _as_bhw(images, self.image_shape)
         patches = patchify(x, self.patch_size)
         if self.smoother is None:
             return patches
-        return torch.cat([patches, patchify(self.smoother(x), self.patch_size)], dim=-1)
+        s = self.smoother(x) if smoothed is None else _as_bhw(smoothed, self.image_shape)
+        return torch.cat([patches, patchify(s.to(x.dtype), self.patch_size)], dim=-1)
 
     def unpatchify(self, patches: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
         """``(B, L, p * p)`` -> images ``(B, H, W)`` (``crop=True``) or ``(B, Hp, Wp)``."""
@@ -377,6 +381,7 @@ class ViTEncoder(nn.Module):
         x: torch.Tensor,
         mask_ratio: float = 0.0,
         generator: torch.Generator | None = None,
+        smoothed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode images; optionally drop a random subset of tokens (MAE).
 
@@ -388,6 +393,8 @@ class ViTEncoder(nn.Module):
             Fraction of tokens dropped from the encoder (0 = no masking).
         generator
             Source of the masking noise (reproducible masks); ``None`` uses torch's global RNG.
+        smoothed
+            :meth:`smooth` of ``x``, precomputed (``None``: computed here when needed).
 
         Returns
         -------
@@ -395,7 +402,7 @@ class ViTEncoder(nn.Module):
         and the sorted indices ``(B, n_masked)`` of masked tokens, or ``None`` when
         ``mask_ratio == 0``.
         """
-        patches = self.tokens_in(x.to(self.patch_embed.weight.dtype))
+        patches = self.tokens_in(x.to(self.patch_embed.weight.dtype), smoothed)
         tokens = self.patch_embed(patches) + self.pos_embed
         ids_masked = None
         if mask_ratio > 0:
@@ -704,6 +711,7 @@ class ModuleI(nn.Module):
         target: torch.Tensor | None = None,
         *,
         return_cls: bool = False,
+        smoothed: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Masked-image-modelling loss ``L_rec`` of eq. 7.
 
@@ -728,12 +736,16 @@ class ModuleI(nn.Module):
             ``(B, H, W)`` images to regenerate; ``None``: ``x`` itself (eq. 7).
         return_cls
             Also return the CLS embedding of the masked images (``(B, D)``, with gradient).
+        smoothed
+            The encoder's second channel of ``x``, precomputed (:meth:`ViTEncoder.smooth`).
 
         Returns
         -------
         Scalar tensor, or ``(loss, cls)`` with ``return_cls``.
         """
-        cls, ids_masked = self.encoder(x, mask_ratio=mask_ratio, generator=generator)
+        cls, ids_masked = self.encoder(
+            x, mask_ratio=mask_ratio, generator=generator, smoothed=smoothed
+        )
         if ids_masked is None:
             msg = f"mae_loss needs mask_ratio in (0, 1), got {mask_ratio}"
             raise ValueError(msg)
@@ -761,9 +773,12 @@ class ModuleI(nn.Module):
         return self.head(cls)
 
     @torch.no_grad()
-    def target_embed(self, x_smooth: torch.Tensor) -> torch.Tensor:
-        """Target embedding ``e_bar = g_bar(C_T(x_smooth))``, ``(B, proj_dim)``, no gradient."""
-        cls, _ = self.target_encoder(x_smooth)
+    def target_embed(
+        self, x_smooth: torch.Tensor, smoothed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Target embedding ``e_bar = g_bar(C_T(x_smooth))``, ``(B, proj_dim)``, no gradient
+        (``smoothed``: the encoder's second channel of ``x_smooth``, precomputed)."""
+        cls, _ = self.target_encoder(x_smooth, smoothed=smoothed)
         return self.target_head(cls)
 
 
