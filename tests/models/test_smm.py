@@ -144,7 +144,10 @@ def _em_step_reference(x, pi, mu, sigma, nu, k_prior, bounds, shrunk=False):
     rho_hat = (d + 2) + d + 2
     if shrunk:
         scatter = sum(
-            ((resp[:, j] * zeta[:, j])[:, None, None] * np.einsum("ni,nj->nij", x - mu[j], x - mu[j])).sum(0)
+            (
+                (resp[:, j] * zeta[:, j])[:, None, None]
+                * np.einsum("ni,nj->nij", x - mu[j], x - mu[j])
+            ).sum(0)
             for j in range(k)
         )
         s0 = rho_hat * (k * s0 + scatter) / (k * rho_hat + n)

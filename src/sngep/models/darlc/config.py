@@ -17,6 +17,8 @@ CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
 REGRESS_OUT = (None, "detection")
+
+
 def resolve_patch_size(
     patch_size: int | None, image_shape: tuple[int, int], max_tokens: int = 128
 ) -> int:
