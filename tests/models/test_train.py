@@ -495,3 +495,36 @@ def test_exactly_k_completes_a_leiden_partition_that_missed_k():
     assert codes.max() + 1 == 4 and ari(truth, codes) == pytest.approx(1.0)
     assert exactly_k(x, truth, 4, 0).tolist() == truth.tolist()  # already K: unchanged
     assert exactly_k(x[:2], [0, 1], 3, 0) is None  # nothing left to split
+
+
+def test_weight_decay_shrinks_module_i_weight_matrices_only():
+    from sngep.models.darlc._device import adam
+    from sngep.models.darlc.train import joint_optimizer_groups, pretrain_param_groups
+
+    net, data, _ = _tiny_setup(weight_decay=0.5)
+    groups = pretrain_param_groups(net, data.cfg)
+    decay, keep = ({id(p) for p in g["params"]} for g in groups)
+    trainable = {id(p) for p in net.module_i.trainable_parameters()}
+    trainable |= {id(p) for p in net.uwl_ssl.parameters()}
+    assert decay | keep == trainable and not decay & keep
+    assert id(net.module_i.encoder.cls_token) in keep
+    assert all(p.ndim >= 2 for g in groups[:1] for p in g["params"])
+    # no gradient: Adam leaves every parameter alone but decay shrinks the matrices by lr * wd
+    opt = adam(groups, lr=0.1, decoupled_weight_decay=True)
+    for g in joint_optimizer_groups(net, data.cfg):
+        opt.add_param_group(g)
+    assert [g["weight_decay"] for g in opt.param_groups[2:]] == [0.0] * (len(opt.param_groups) - 2)
+    before = [p.detach().clone() for g in opt.param_groups for p in g["params"]]
+    for g in opt.param_groups:
+        for p in g["params"]:
+            p.grad = torch.zeros_like(p)
+    opt.step()
+    after = [p.detach() for g in opt.param_groups for p in g["params"]]
+    ids = [id(p) for g in opt.param_groups for p in g["params"]]
+    for i, b, a in zip(ids, before, after, strict=True):
+        torch.testing.assert_close(a, b * 0.95 if i in decay else b)
+    from sngep.models.darlc.config import DARLCConfig
+
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="weight_decay"):
+            DARLCConfig.from_preset("fast", weight_decay=bad)

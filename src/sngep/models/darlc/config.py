@@ -131,6 +131,8 @@ class DARLCConfig:
     # with d the image's detection rate (sparse images smoothed more); 0: off
     input_detections: float = 0.0
 
+    # not in the paper (it gives none): decoupled weight decay (AdamW) on Module I's weight
+    # matrices; biases, norms, the [CLS] token, UWL weights and Theta are never decayed
     weight_decay: float = 0.0
     batch_size: int = 256
     pretrain_epochs: int = 50
@@ -267,7 +269,7 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        for name in ("clr_weight", "decorrelation"):
+        for name in ("clr_weight", "decorrelation", "weight_decay"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"

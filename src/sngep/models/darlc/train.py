@@ -741,6 +741,23 @@ def l2_epoch(
     return {f"L2_{k}" if k != "L2" else "L2": v for k, v in sums.items()}
 
 
+def pretrain_param_groups(net: DARLCNet, cfg: DARLCConfig) -> list[dict[str, Any]]:
+    """Module I's optimiser groups: ``cfg.weight_decay`` (decoupled, as AdamW: Loshchilov &
+    Hutter 2019) on its weight matrices only; biases, norms, the [CLS] token and the UWL
+    log-variances are not decayed (the MAE / ViT convention). The paper gives no weight
+    decay; 0 leaves Adam as it is."""
+    decay, keep = [], []
+    for name, p in net.module_i.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and not name.endswith("cls_token") else keep).append(p)
+    keep += list(net.uwl_ssl.parameters())
+    return [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": keep, "weight_decay": 0.0},
+    ]
+
+
 def joint_optimizer_groups(net: DARLCNet, cfg: DARLCConfig) -> list[dict[str, Any]]:
     """Parameters that join Module I's optimiser for the joint stage (head, UWL, Theta).
 
@@ -946,13 +963,7 @@ def fit(
         bar = progress(
             total=n_pre + cfg.epochs, desc="DARLC", unit="epoch", disable=not show_progress_bar
         )
-        opt = adam(
-            [
-                {"params": [*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()]},
-            ],
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-        )
+        opt = adam(pretrain_param_groups(net, cfg), lr=cfg.lr, decoupled_weight_decay=True)
         clock = time.perf_counter()
         records = pretrain(net, data, opt, bar)
         seconds = {"pretrain": time.perf_counter() - clock}
