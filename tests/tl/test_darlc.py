@@ -24,7 +24,7 @@ def test_writes_storage_contract(tiny, fast_kwargs, tmp_path):
     back = ad.read_h5ad(tmp_path / "d.h5ad")
     np.testing.assert_array_equal(back.varm["X_darlc"], tiny.varm["X_darlc"])
     np.testing.assert_array_equal(back.uns["darlc"]["smm"]["mu"], u["smm"]["mu"])
-    assert back.uns["darlc"]["params"]["augment"] == "gat_spots"  # the default preset's reading
+    assert back.uns["darlc"]["params"]["augment"] == "gks"  # the default preset's views
 
 
 def test_copy_leaves_input_unchanged(tiny, fast_kwargs):

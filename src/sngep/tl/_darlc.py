@@ -40,8 +40,10 @@ def darlc(
 ) -> AnnData | DARLC | tuple[AnnData, DARLC] | None:
     """Embed and cluster gene images with DARLC (Li et al., ACM MM 2024).
 
-    Three stages, each with its own length: the GAT denoiser makes the positive views
-    (``gat_epochs`` optimiser steps); Module I (masked image modelling + contrastive
+    Three stages, each with its own length: the positive views are made (the default and
+    ``'fast'`` presets smooth each image with a Gaussian inside the tissue,
+    ``augment='gks'``; ``'paper'`` trains the GAT denoiser of main 3.2.1 for ``gat_epochs``
+    optimiser steps); Module I (masked image modelling + contrastive
     learning, ViT encoder) is pretrained (``pretrain_steps`` optimiser steps, or
     ``pretrain_epochs`` epochs); then Module I, the projection head and a Student's t
     mixture are trained jointly (at most ``epochs`` epochs, Algorithm 1 of the paper),
@@ -79,7 +81,7 @@ def darlc(
     random_state
         Seed; the same seed on the same device and thread count gives identical results.
     show_progress_bar
-        Show progress bars (GAT epochs, DARLC epochs).
+        Show progress bars (GAT epochs where a GAT makes the views, DARLC epochs).
     return_model
         Also return the trained :class:`sngep.models.DARLC` (to embed new genes, save, ...).
     key_added

@@ -324,7 +324,9 @@ _DEFAULT = dict(
     cluster_init="leiden",  # the mixture starts from Leiden at K on the pretrained z
     clr_neighbours=10,  # a gene's 10 nearest genes in the rows of S are positives of L_clr
     input_detections=4.0,  # the encoder also reads each image smoothed to its sparsity
-    augment="gat_spots",
+    # positives and L_rec targets: each image Gaussian-smoothed (sd 1 px) inside the tissue;
+    # the spot-graph GAT mixed the programmes of sparse genes (docs/departures.md, `augment`)
+    augment="gks",
     epochs=20,
     tol=0.005,
 )
