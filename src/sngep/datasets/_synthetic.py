@@ -151,6 +151,29 @@ def _check(
     return patterns
 
 
+def draw_counts(
+    rng: np.random.Generator,
+    mu: np.ndarray,
+    *,
+    noise: str = "nb",
+    dispersion: float = 0.5,
+    dropout: float = 0.0,
+) -> np.ndarray:
+    """Counts of mean ``mu`` as :func:`synthetic` draws them: negative binomial (a
+    Gamma-Poisson mixture, ``Var = mu + dispersion * mu**2``), Poisson, or ``mu`` itself
+    (``noise='none'``), then each entry zeroed with probability ``dropout``."""
+    if noise == "nb":
+        lam = rng.gamma(shape=1.0 / dispersion, scale=dispersion * mu)
+        x = rng.poisson(lam).astype(np.float32)
+    elif noise == "poisson":
+        x = rng.poisson(mu).astype(np.float32)
+    else:
+        x = mu.astype(np.float32)
+    if dropout > 0:
+        x[rng.random(x.shape) < dropout] = 0.0
+    return x
+
+
 def synthetic(
     n_genes_per_pattern: int = 20,
     *,
@@ -294,15 +317,7 @@ def synthetic(
     shape_part[:, gene_cluster.size :] = 0.25  # noise genes: a flat profile
     mu = scale[None, :] * (background + mean_counts * shape_part)
 
-    if noise == "nb":
-        lam = rng.gamma(shape=1.0 / dispersion, scale=dispersion * mu)
-        x = rng.poisson(lam).astype(np.float32)
-    elif noise == "poisson":
-        x = rng.poisson(mu).astype(np.float32)
-    else:
-        x = mu.astype(np.float32)
-    if dropout > 0:
-        x[rng.random(x.shape) < dropout] = 0.0
+    x = draw_counts(rng, mu, noise=noise, dispersion=dispersion, dropout=dropout)
 
     width_g = len(str(max(n_genes_per_pattern, n_noise_genes) - 1))
     labels = [clusters[c] for c in gene_cluster] + ["noise"] * n_noise_genes
