@@ -339,6 +339,31 @@ def test_denoise_gks():
         denoise_gks(images, mask[:-1])
 
 
+def test_gks_views_per_image_bandwidth():
+    """gks_detections: each view is denoise_gks at the sd its own sparsity gives (a sparse
+    image smoothed more than a dense one); gks_detections=0 keeps the fixed gks_sigma."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.smoothing import GRID, TissueSmoother
+    from sngep.models.darlc.train import normalise_images
+    from sngep.models.darlc.views import denoise_new
+
+    rng = np.random.default_rng(0)
+    mask = np.ones((16, 14), dtype=bool)
+    mask[:3, :4] = False
+    rate = np.array([0.05, 0.9])[:, None, None]
+    x = normalise_images((rng.random((2, 16, 14)) < rate).astype(np.float32), mask)
+    views = denoise_new(x, mask, DARLCConfig(augment="gks", gks_detections=4.0), None)
+    which = TissueSmoother(mask, detections=4.0).grid_index(torch.from_numpy(x)).numpy()
+    assert which[0] > which[1]  # the sparse image gets the wider kernel
+    for g in range(2):
+        ref = denoise_gks(x[g], mask, sigma=GRID[which[g]]) if which[g] >= 0 else x[g] * mask
+        np.testing.assert_allclose(views[g], ref, atol=1e-5)
+    fixed = denoise_new(x, mask, DARLCConfig(augment="gks", gks_sigma=2.0), None)
+    np.testing.assert_allclose(fixed, denoise_gks(x, mask, sigma=2.0), atol=1e-6)
+    with pytest.raises(ValueError, match="gks_detections"):
+        DARLCConfig(gks_detections=-1.0).validate()
+
+
 def test_attention_sum_matches_dense_and_gradcheck():
     """The CSR neighbour sum of an attention layer (forward and both gradients) equals the
     dense ``A @ h`` with ``A[i, j] = alpha_ij``, on an irregular graph in float64."""

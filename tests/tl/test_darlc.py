@@ -25,6 +25,7 @@ def test_writes_storage_contract(tiny, fast_kwargs, tmp_path):
     np.testing.assert_array_equal(back.varm["X_darlc"], tiny.varm["X_darlc"])
     np.testing.assert_array_equal(back.uns["darlc"]["smm"]["mu"], u["smm"]["mu"])
     assert back.uns["darlc"]["params"]["augment"] == "gks"  # the default preset's views
+    assert back.uns["darlc"]["params"]["gks_detections"] == 4.0  # smoothed to each sparsity
 
 
 def test_copy_leaves_input_unchanged(tiny, fast_kwargs):

@@ -42,7 +42,8 @@ def darlc(
 
     Three stages, each with its own length: the positive views are made (the default and
     ``'fast'`` presets smooth each image with a Gaussian inside the tissue,
-    ``augment='gks'``; ``'paper'`` trains the GAT denoiser of main 3.2.1 for ``gat_epochs``
+    ``augment='gks'``, at a bandwidth set by the image's own sparsity,
+    ``gks_detections=4``; ``'paper'`` trains the GAT denoiser of main 3.2.1 for ``gat_epochs``
     optimiser steps); Module I (masked image modelling + contrastive
     learning, ViT encoder) is pretrained (``pretrain_steps`` optimiser steps, or
     ``pretrain_epochs`` epochs); then Module I, the projection head and a Student's t
@@ -93,7 +94,8 @@ def darlc(
         Any other :class:`~sngep.models.darlc.config.DARLCConfig` field, e.g. the switches
         of paper Table 4: ``use_clr`` (bool), ``augment`` (``'gat'``: the GAT of main 3.2.1
         on each gene image's pixel graph; ``'gat_spots'``: STAGATE's spot graph with every
-        gene as a feature; ``'gks'``: Gaussian kernel smoothing; ``None``),
+        gene as a feature; ``'gks'``: Gaussian kernel smoothing at ``gks_sigma`` pixels,
+        or per image at ``gks_detections`` > 0; ``None``),
         ``mixture`` (``'smm'``, ``'gmm'``, ``None``), ``use_lap``, ``use_size``.
 
     Returns

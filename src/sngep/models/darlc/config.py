@@ -147,6 +147,10 @@ class DARLCConfig:
     gat_lr: float = 1e-3
     gat_radius: float = 1.5  # spot graph on the pixel grid: the 8-neighbourhood
     gks_sigma: float = 1.0
+    # not in the paper: > 0, the 'gks' views are smoothed per image, as `input_detections`
+    # smooths the encoder's second channel (a Gaussian whose effective area holds this many
+    # detected pixels; sparse images smoothed more) instead of at `gks_sigma`; 0: off
+    gks_detections: float = 0.0
     # ablations (paper Table 4). 'gat': the GAT of main 3.2.1 on each image's pixel graph
     # (C = 1, eq. 5); 'gat_spots': STAGATE's reading, one spot graph with the genes as
     # features; 'gks': Gaussian kernel smoothing; None: no smoothing
@@ -232,7 +236,7 @@ class DARLCConfig:
         if self.patch_size is not None and self.patch_size < 1:
             msg = f"patch_size must be None or >= 1, got {self.patch_size}"
             raise ValueError(msg)
-        for name in ("input_smoothing", "input_detections"):
+        for name in ("input_smoothing", "input_detections", "gks_sigma", "gks_detections"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"
@@ -324,9 +328,10 @@ _DEFAULT = dict(
     cluster_init="leiden",  # the mixture starts from Leiden at K on the pretrained z
     clr_neighbours=10,  # a gene's 10 nearest genes in the rows of S are positives of L_clr
     input_detections=4.0,  # the encoder also reads each image smoothed to its sparsity
-    # positives and L_rec targets: each image Gaussian-smoothed (sd 1 px) inside the tissue;
-    # the spot-graph GAT mixed the programmes of sparse genes (docs/departures.md, `augment`)
+    # positives and L_rec targets: each image Gaussian-smoothed inside the tissue; the
+    # spot-graph GAT mixed the programmes of sparse genes (docs/departures.md, `augment`)
     augment="gks",
+    gks_detections=4.0,  # ... at the sd of the input channel's rule, not at a fixed 1 px
     epochs=20,
     tol=0.005,
 )

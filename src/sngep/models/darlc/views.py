@@ -10,6 +10,7 @@ import torch
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.gat import denoise_gat, denoise_gks, spot_graph
 from sngep.models.darlc.gat_image import ImageGAT, apply_gat_images, denoise_gat_images
+from sngep.models.darlc.smoothing import TissueSmoother
 
 
 def make_views(
@@ -83,6 +84,8 @@ def denoise_new(
     images = np.asarray(images, dtype=np.float32)
     if config.augment is None:
         return images.copy()
+    if config.augment == "gks" and config.gks_detections > 0:
+        return _smooth_per_image(images, mask, config.gks_detections)
     if config.augment == "gks":
         return denoise_gks(images, mask, sigma=config.gks_sigma).astype(np.float32)
     if config.augment == "gat" and denoiser is not None:
@@ -92,3 +95,16 @@ def denoise_new(
         "(views=...) or train with augment='gat' or 'gks'"
     )
     raise ValueError(msg)
+
+
+def _smooth_per_image(
+    images: np.ndarray, mask: np.ndarray, detections: float, chunk: int = 256
+) -> np.ndarray:
+    """Each image smoothed inside the tissue at its own sd (``gks_detections``: the
+    bandwidth rule of :class:`~sngep.models.darlc.smoothing.TissueSmoother`)."""
+    smoother = TissueSmoother(mask, detections=detections)
+    out = np.empty(images.shape, dtype=np.float32)
+    with torch.no_grad():
+        for i in range(0, images.shape[0], chunk):
+            out[i : i + chunk] = smoother(torch.from_numpy(images[i : i + chunk])).numpy()
+    return out
