@@ -90,6 +90,13 @@ class TissueSmoother(nn.Module):
         return out
 
 
+@torch.no_grad()
+def in_chunks(fn, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """``fn`` (a smoothing) applied to ``x`` ``chunk`` images at a time: memory bounded on
+    whole transcriptomes."""
+    return torch.cat([fn(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+
+
 def _band(n: int, sigma: float) -> torch.Tensor:
     """``(n, n)`` matrix of a 1-D Gaussian convolution (truncated at :func:`_radius`, zeros
     beyond the edges): ``(B @ v)_i = sum_j k(i - j) v_j``."""

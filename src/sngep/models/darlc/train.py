@@ -39,6 +39,7 @@ from sngep.models.darlc.losses import (
     normalized_similarity,
 )
 from sngep.models.darlc.smm import StudentTMixture, kl_loss, size_loss, target_distribution
+from sngep.models.darlc.smoothing import in_chunks
 from sngep.models.darlc.vit import ModuleI, ProjectionHead
 
 
@@ -858,17 +859,13 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
-@torch.no_grad()
-def _set_smoothed(net: DARLCNet, data: _Data, chunk: int = 1024) -> None:
+def _set_smoothed(net: DARLCNet, data: _Data) -> None:
     """Smooth every image and view once for the encoder's second channel (``xs``, ``vs``);
-    nothing without a smoother. Chunked: memory bounded on whole transcriptomes."""
+    nothing without a smoother."""
     enc = net.module_i.encoder
     if enc.smoother is None:
         return
-    data.xs, data.vs = (
-        torch.cat([enc.smooth(t[i : i + chunk]) for i in range(0, t.shape[0], chunk)])
-        for t in (data.x, data.v)
-    )
+    data.xs, data.vs = (in_chunks(enc.smooth, t) for t in (data.x, data.v))
 
 
 def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:

@@ -10,7 +10,7 @@ import torch
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.gat import denoise_gat, denoise_gks, spot_graph
 from sngep.models.darlc.gat_image import ImageGAT, apply_gat_images, denoise_gat_images
-from sngep.models.darlc.smoothing import TissueSmoother
+from sngep.models.darlc.smoothing import TissueSmoother, in_chunks
 
 
 def make_views(
@@ -97,14 +97,8 @@ def denoise_new(
     raise ValueError(msg)
 
 
-def _smooth_per_image(
-    images: np.ndarray, mask: np.ndarray, detections: float, chunk: int = 256
-) -> np.ndarray:
+def _smooth_per_image(images: np.ndarray, mask: np.ndarray, detections: float) -> np.ndarray:
     """Each image smoothed inside the tissue at its own sd (``gks_detections``: the
     bandwidth rule of :class:`~sngep.models.darlc.smoothing.TissueSmoother`)."""
     smoother = TissueSmoother(mask, detections=detections)
-    out = np.empty(images.shape, dtype=np.float32)
-    with torch.no_grad():
-        for i in range(0, images.shape[0], chunk):
-            out[i : i + chunk] = smoother(torch.from_numpy(images[i : i + chunk])).numpy()
-    return out
+    return in_chunks(smoother, torch.from_numpy(images)).numpy()
