@@ -202,6 +202,7 @@ def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 5) -> d
         gen=torch.Generator().manual_seed(0),
         seed=0,
     )
+    train._set_smoothed(net, data)  # the encoder's second channel, once, as the trainer does
     opt = adam([*net.module_i.trainable_parameters(), *net.uwl_ssl.parameters()], lr=cfg.lr)
     batch = torch.arange(cfg.batch_size)
 
@@ -216,6 +217,7 @@ def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 5) -> d
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         train_step()
     flops = counter.get_total_flops()
+    by_op = {str(op).split(".")[1]: n for op, n in counter.get_flop_counts()["Global"].items()}
     train_step()  # warm-up
     step_times = []
     for _ in range(repeats):
@@ -234,6 +236,7 @@ def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 5) -> d
     vit = flops / step_s / 1e9
     mm = 2 * 2048**3 / mm_s / 1e9
     return {
+        **_op_breakdown(train_step, by_op, repeats, mm),
         "preset": preset,
         "batch_size": cfg.batch_size,
         "image_shape": image_shape,
@@ -248,6 +251,39 @@ def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 5) -> d
         "matmul_gflops": mm,
         "ratio_vit_over_matmul": vit / mm,
         "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _op_breakdown(train_step, flops_by_op: dict, repeats: int, matmul_gflops: float) -> dict:
+    """Where a step's time goes (``torch.profiler``, self CPU time by aten op, ``repeats``
+    steps) and the achieved rate of its two FLOP-counted parts: the linear layers (``mm``,
+    ``addmm``) and attention (the ``bmm`` FLOPs of the math backend against the time of the
+    fused kernel that runs instead)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(repeats):
+            train_step()
+    self_us = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total = sum(self_us.values())
+    linear_us = self_us.get("aten::mm", 0) + self_us.get("aten::addmm", 0)
+    attn_us = sum(t for k, t in self_us.items() if "scaled_dot_product" in k)
+    linear_flops = flops_by_op.get("mm", 0) + flops_by_op.get("addmm", 0)
+
+    def rate(n_flops: float, us: float) -> float | None:
+        return n_flops * repeats / (us * 1e-6) / 1e9 if us > 0 else None
+
+    top = sorted(self_us.items(), key=lambda kv: -kv[1])[:10]
+    linear_rate, attn_rate = rate(linear_flops, linear_us), rate(flops_by_op.get("bmm", 0), attn_us)
+    return {
+        "flops_by_op": flops_by_op,
+        "time_share_top_ops": {k: t / total for k, t in top},
+        "time_share_linear": linear_us / total,
+        "time_share_attention": attn_us / total,
+        "linear_gflops": linear_rate,
+        "attention_gflops": attn_rate,
+        "ratio_linear_over_matmul": None if linear_rate is None else linear_rate / matmul_gflops,
+        "ratio_attention_over_matmul": None if attn_rate is None else attn_rate / matmul_gflops,
     }
 
 
@@ -328,6 +364,10 @@ def main(
                 "vit_gflops",
                 "matmul_gflops",
                 "ratio_vit_over_matmul",
+                "time_share_linear",
+                "ratio_linear_over_matmul",
+                "time_share_attention",
+                "ratio_attention_over_matmul",
             ],
         )
     )
