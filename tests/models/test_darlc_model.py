@@ -172,6 +172,35 @@ def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
         fit(similarity=None, clr_neighbours=3, use_lap=False, cluster_init="kmeans")
 
 
+def test_lap_prox_clusters_the_proximal_step_of_l_lap(data):
+    """lap_prox > 0: X_darlc is the proximal step of L_lap (eq. 17) at the head's z, the
+    mixture's labels are those of that embedding, the fit repeats exactly, and the neighbours'
+    pull makes genes closer to their neighbours in S; without a similarity it says so."""
+    from sngep.models.darlc.losses import laplacian_loss, laplacian_prox, normalized_similarity
+
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4, epochs=2, tol=0.0)
+
+    def fit(similarity=sim, **over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=similarity, show_progress_bar=False)
+
+    m, again = fit(lap_prox=1.0), fit(lap_prox=1.0)
+    np.testing.assert_array_equal(m.embedding_, again.embedding_)
+    np.testing.assert_array_equal(m.labels_, again.labels_)
+    assert m.summary_["n_joint_epochs"] == 2  # L1 and L2 ran on the pulled z
+    a = normalized_similarity(sim)
+    own = torch.as_tensor(m.embed(images))  # new images: the head's z, no neighbours
+    np.testing.assert_allclose(m.embedding_, laplacian_prox(own, a, 1.0).numpy(), atol=1e-5)
+    assert laplacian_loss(torch.as_tensor(m.embedding_), a) < 0.75 * laplacian_loss(own, a)
+    np.testing.assert_array_equal(m.labels_, m._soft(m.embedding_).argmax(axis=1))
+    assert not np.allclose(m.embedding_, fit(lap_prox=0.0).embedding_)
+    with pytest.raises(ValueError, match="lap_prox > 0 needs the seeding similarity"):
+        fit(similarity=None, lap_prox=1.0, use_lap=False, clr_neighbours=0, cluster_init="kmeans")
+    with pytest.raises(ValueError, match="lap_prox"):
+        DARLC(3, lap_prox=-1.0)
+
+
 def test_regress_out_detection_leaves_no_sparsity_in_the_embedding(data, tmp_path):
     """regress_out='detection': every dimension of X_darlc is uncorrelated with the genes'
     detection rate (and its square) over the training genes; saved models embed the same."""

@@ -104,6 +104,11 @@ class DARLCConfig:
     ll_to_encoder: bool = True  # eq. 16: -L_ll's gradient reaches Module I and the head
     size_threshold: float | None = None  # v of eq. 20; None -> 1 / n_clusters
     eta0: float = 0.5  # eq. 16
+    # not in the paper: > 0, the mixture clusters the proximal step of eq. 17's L_lap at z,
+    # ((1 + lap_prox) I - lap_prox A)^-1 z with A = D^-1/2 S D^-1/2 (losses.laplacian_prox):
+    # each gene's z pulled towards its neighbours in S, at once, where L_lap's one gradient
+    # step per joint epoch barely moves z; X_darlc is that z. 0: the mixture clusters z
+    lap_prox: float = 0.0
     # optimisation (Algorithm 1)
     lr: float = 1e-3
     lr_schedule: str = "constant"  # pretraining lr: 'constant' or 'cosine' (5 % warm-up)
@@ -273,7 +278,7 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        for name in ("clr_weight", "decorrelation", "weight_decay"):
+        for name in ("clr_weight", "decorrelation", "weight_decay", "lap_prox"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"

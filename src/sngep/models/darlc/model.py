@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ import torch
 
 from sngep.models.darlc._device import resolve_device
 from sngep.models.darlc.config import DARLCConfig
-from sngep.models.darlc.train import DARLCNet, embed_all, fit, normalise_images
+from sngep.models.darlc.losses import normalized_similarity
+from sngep.models.darlc.train import DARLCNet, embed_all, fit, mixture_z, normalise_images
 from sngep.models.darlc.views import denoise_new, make_views
 
 _FORMAT = 1
@@ -112,6 +112,9 @@ class DARLC:
         if self.config.use_lap and similarity is None:
             msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
+        if self.config.lap_prox > 0 and similarity is None:
+            msg = "lap_prox > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
+            raise ValueError(msg)
         if self.config.uses_neighbours and similarity is None:
             msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
             raise ValueError(msg)
@@ -150,6 +153,10 @@ class DARLC:
         self.mask = np.asarray(mask, dtype=bool)
         self.var_names = None if var_names is None else [str(v) for v in var_names]
         self.embedding_ = self._embed_normalised(encoder_x)
+        if self.config.lap_prox > 0:  # the z the mixture was trained on (train.mixture_z)
+            a = normalized_similarity(similarity)
+            z = mixture_z(torch.as_tensor(self.embedding_), a, self.config)
+            self.embedding_ = z.numpy().astype(np.float32)
         self.centers_ = None
         if self.net.smm is None:
             from sklearn.cluster import KMeans
@@ -176,6 +183,9 @@ class DARLC:
 
         With ``encoder_input='view'`` Module I reads denoised images: ``views`` if given,
         else the images smoothed by the trained denoiser (``augment='gat'`` or ``'gks'``).
+        With ``lap_prox > 0`` the training genes' ``embedding_`` is z pulled towards each
+        gene's neighbours in the seeding similarity; new images have no row in it, so this
+        returns their z as the head gives it.
         """
         self._check_fitted()
         images = np.asarray(images, dtype=np.float32)

@@ -36,6 +36,7 @@ from sngep.models.darlc.losses import (
     decorrelation_loss,
     eta_schedule,
     laplacian_loss,
+    laplacian_prox,
     normalized_similarity,
 )
 from sngep.models.darlc.smm import StudentTMixture, kl_loss, size_loss, target_distribution
@@ -170,6 +171,9 @@ class _Data:
     # once: every step would otherwise smooth the same images three times
     xs: torch.Tensor | None = None
     vs: torch.Tensor | None = None
+    # lap_prox > 0: mixture_z(z_all) - z_all at the start of the joint epoch; L2 adds it to
+    # each batch's z (the neighbours' pull, fixed within the epoch as the DEC target P is)
+    prox_shift: torch.Tensor | None = None
 
     def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
         """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
@@ -392,6 +396,14 @@ def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor
     net.head.calibrate(h_all, data.cov)
     net.head.eval()
     return h_all, net.head(h_all, data.cov)
+
+
+def mixture_z(z_all: torch.Tensor, s_norm: torch.Tensor | None, cfg: DARLCConfig) -> torch.Tensor:
+    """What the mixture clusters: ``z`` of every gene, or with ``lap_prox > 0`` the proximal
+    step of L_lap (eq. 17) at it (:func:`losses.laplacian_prox`)."""
+    if cfg.lap_prox <= 0 or s_norm is None:
+        return z_all
+    return laplacian_prox(z_all, s_norm, cfg.lap_prox)
 
 
 def _lr_lambda(cfg: DARLCConfig, total: int):
@@ -658,9 +670,10 @@ def l1_step(
     terms: dict[str, torch.Tensor] = {}
     part1 = z_leaf.sum() * 0.0
     if net.smm is not None:
-        z_ll = z_leaf if cfg.ll_to_encoder else z_leaf.detach()
+        z_mix = mixture_z(z_leaf, data.s_norm, cfg)
+        z_ll = z_mix if cfg.ll_to_encoder else z_mix.detach()
         terms["ll"] = torch.logsumexp(net.smm.log_joint(z_ll), dim=1).mean()  # eq. 18, per gene
-        q = torch.softmax(net.smm.log_joint(z_leaf), dim=1)
+        q = torch.softmax(net.smm.log_joint(z_mix), dim=1)
         terms["size"] = size_loss(q, _size_threshold(cfg, net)) if cfg.use_size else q.sum() * 0
         # eq. 16: UWL(-L_ll, -L_size, L_rec). Each -J log J <= 1/e, so -L_size + K/e >= 0: the
         # constant shift changes no gradient but keeps UWL's sigma away from its degenerate
@@ -724,7 +737,10 @@ def l2_epoch(
         rec, clr, e = _ssl_loss(net, idx, data)
         if net.smm is not None:
             cov = None if data.cov is None else data.cov[idx]
-            log_q = torch.log_softmax(net.smm.log_joint(net.head(e, cov)), dim=1)
+            z = net.head(e, cov)
+            if data.prox_shift is not None:  # lap_prox: the neighbours' pull, as of the epoch start
+                z = z + data.prox_shift[idx]
+            log_q = torch.log_softmax(net.smm.log_joint(z), dim=1)
             kl = kl_loss(p_all[idx], log_q)
             loss = net.uwl_2(kl, rec, clr)
         else:
@@ -814,6 +830,8 @@ def joint_epoch(
     stats: dict[str, float] = {"phase": 1.0}
     clock = time.perf_counter()
     h_all, z_all = calibrated_z(net, data)
+    z_own, z_all = z_all, mixture_z(z_all, data.s_norm, cfg)
+    data.prox_shift = None if z_all is z_own else z_all - z_own
     labels, q_all = None, None
     if net.smm is not None:
         if labels_prev is None:
@@ -848,6 +866,7 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
     """Calibrate the head on the final embedding and refit Theta there (warm EM, no restart;
     the first fit when no joint epoch ran)."""
     _, z_all = calibrated_z(net, data)
+    z_all = mixture_z(z_all, data.s_norm, data.cfg)
     if net.smm is None:
         return
     if initialised:
@@ -935,7 +954,7 @@ def fit(
             v=torch.as_tensor(views, dtype=torch.float32, device=device),
             s_norm=(
                 normalized_similarity(similarity).to(device)
-                if cfg.use_lap and similarity is not None
+                if (cfg.use_lap or cfg.lap_prox > 0) and similarity is not None
                 else None
             ),
             pixel_weight=pixel_weight,
