@@ -54,7 +54,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "augment=gks": {"augment": "gks"},
     "mixture=gmm": {"mixture": "gmm"},
     "mixture=None": {"mixture": None},
-    "-lap": {"use_lap": False},
+    "-lap": {"use_lap": False, "lap_prox": 0.0},  # L_lap in neither form (eq. 17)
     "-size": {"use_size": False},
     "pretrain=0": {"pretrain_steps": 0},
 }

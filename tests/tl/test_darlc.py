@@ -150,8 +150,11 @@ def test_errors(tiny, fast_kwargs):
         sngep.tl.darlc(nosim, n_clusters=2, **fast_kwargs)
     with pytest.raises(KeyError, match="clr_neighbours need it"):  # on in the default
         sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, **fast_kwargs)
+    off = dict(use_lap=False, clr_neighbours=0)
+    with pytest.raises(KeyError, match="lap_prox need it"):
+        sngep.tl.darlc(nosim, n_clusters=2, **off, lap_prox=1.0, **fast_kwargs)
     # fine without it
-    sngep.tl.darlc(nosim, n_clusters=2, use_lap=False, clr_neighbours=0, **fast_kwargs)
+    sngep.tl.darlc(nosim, n_clusters=2, **off, **fast_kwargs)
     with pytest.raises(TypeError, match="unknown DARLC option"):
         sngep.tl.darlc(tiny, n_clusters=2, use_claw=False, **fast_kwargs)
     with pytest.raises(ValueError, match="augment"):

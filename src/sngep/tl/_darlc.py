@@ -64,8 +64,9 @@ def darlc(
         ``.varm`` key of the images.
     similarity_key
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
-        the Laplacian loss (needed unless ``use_lap=False``), by the contrastive loss's
-        neighbour positives (needed unless ``clr_neighbours=0``) and, with
+        the Laplacian loss (needed unless ``use_lap=False``) and its proximal step
+        (``lap_prox``), by the contrastive loss's neighbour positives (needed unless
+        ``clr_neighbours=0``) and, with
         ``cluster_init='seed_similarity'``, to start the mixture (the default preset starts
         it from Leiden on the pretrained embedding, ``cluster_init='leiden'``).
     preset
@@ -148,6 +149,7 @@ def darlc(
     cfg = model.config
     uses = (
         ("use_lap", cfg.use_lap, "use_lap=False"),
+        ("lap_prox", cfg.lap_prox > 0, "lap_prox=0"),
         ("clr_neighbours", cfg.uses_neighbours, "clr_neighbours=0"),
     )
     needs = [(name, off) for name, on, off in uses if on]
