@@ -221,7 +221,9 @@ class DARLC:
         return q.cpu().numpy().astype(np.float32)
 
     def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hard labels and soft assignments Q for new images."""
+        """Hard labels and soft assignments Q for new images (with ``lap_prox > 0`` the mixture
+        was fitted to the training genes' z pulled towards their neighbours in S, which new
+        images do not have: their z is the head's, as :meth:`embed` returns it)."""
         q = self._soft(self.embed(images))
         return q.argmax(axis=1), q
 
