@@ -65,10 +65,10 @@ def darlc(
     similarity_key
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
         the Laplacian loss (needed unless ``use_lap=False``) and its proximal step
-        (``lap_prox``), by the contrastive loss's neighbour positives (needed unless
-        ``clr_neighbours=0``) and, with
-        ``cluster_init='seed_similarity'``, to start the mixture (the default preset starts
-        it from Leiden on the pretrained embedding, ``cluster_init='leiden'``).
+        (``lap_prox > 0``), by the contrastive loss's neighbour positives (needed unless
+        ``clr_neighbours=0``) and, with ``cluster_init='seed_similarity'``, to start the
+        mixture (the default preset starts it from Leiden on the pretrained embedding,
+        ``cluster_init='leiden'``).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the
