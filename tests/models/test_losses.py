@@ -311,7 +311,7 @@ def test_laplacian_prox_solves_the_proximal_problem():
         a_sp = normalized_similarity(sp.csr_matrix(S), dtype=torch.float64)
         sparse = laplacian_prox(z, a_sp, lam, tol=1e-12)
         np.testing.assert_allclose(sparse.detach().numpy(), want, rtol=1e-8, atol=1e-10)
-        # it is the minimiser: the objective's gradient vanishes there and is larger elsewhere
+        # it is the minimiser of that convex objective: its gradient vanishes there
         y = got.detach().clone().requires_grad_(True)
         energy = laplacian_loss(y, a, reduction="sum")
         obj = 0.5 * ((y - z.detach()) ** 2).sum() + 0.5 * lam * energy
