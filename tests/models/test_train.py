@@ -261,6 +261,44 @@ def test_ssl_loss_clr_view_sets_what_the_online_encoder_sees(view):
     torch.testing.assert_close(feats, net.features(x))
 
 
+def test_clr_drop_runs_the_second_online_pass_on_a_random_share_of_the_tokens():
+    """clr_drop (FLIP): L_clr's online pass reads round((1 - clr_drop) * L) random tokens,
+    drawn from the run's generator; L_clr is eq. 10 on that pass; the head input of
+    features=True is still the unmasked image's; values outside [0, 1) are refused."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import contrastive_loss
+    from sngep.models.darlc.train import _ssl_loss
+
+    net, data, _ = _tiny_setup(clr_drop=0.5)
+    enc = net.module_i.encoder
+    n_tok = []  # tokens (CLS included) entering the online encoder's blocks, per pass
+    enc.blocks[0].register_forward_hook(lambda m, i, o: n_tok.append(i[0].shape[1]))
+    idx = torch.arange(5)
+    state = data.gen.get_state()
+    rec, clr, feats = _ssl_loss(net, idx, data, features=False)
+    assert feats is None
+    visible_rec = 1 + max(1, round((1 - data.cfg.mask_ratio) * enc.n_patches))
+    assert n_tok == [visible_rec, 1 + round(0.5 * enc.n_patches)]
+
+    data.gen.set_state(state)
+    x = data.x[idx]
+    rec_ref = net.module_i.mae_loss(x, data.cfg.mask_ratio, data.gen, target=data.v[idx])
+    cls_half = enc(x, 0.5, data.gen)[0]
+    clr_ref = contrastive_loss(
+        net.module_i.head(cls_half), net.module_i.target_embed(data.v[idx]), tau=data.cfg.tau
+    )
+    torch.testing.assert_close(rec, rec_ref)
+    torch.testing.assert_close(clr, clr_ref)
+
+    n_tok.clear()
+    _, _, feats = _ssl_loss(net, idx, data, features=True)
+    assert 1 + enc.n_patches in n_tok  # a full pass for the head input besides the dropped one
+    torch.testing.assert_close(feats, net.features(x))
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="clr_drop"):
+            DARLCConfig.from_preset("fast", clr_drop=bad)
+
+
 def test_clr_weight_scales_l_clr_only():
     """clr_weight multiplies L_clr where it enters UWL (eq. 11; L2 reads the same
     _ssl_loss); L_rec is unchanged; a negative or NaN weight is refused."""

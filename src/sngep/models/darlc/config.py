@@ -123,6 +123,9 @@ class DARLCConfig:
     # e of eq. 9 (L_clr) from the unmasked image ('full', as written) or from the masked
     # pass that L_rec already runs ('masked': one online encoder pass a step)
     clr_view: str = "full"
+    # not in the paper: with clr_view='full', the fraction of tokens dropped at random from
+    # that second pass (FLIP, Li et al. 2023: a cheaper pass, and one more augmentation)
+    clr_drop: float = 0.0
     # what Module I reads: the raw images (main 3.2.2: eq. 6 masks X_i, eq. 9 encodes X_i)
     # or their denoised views ('view': the masked view regenerates the view, the online
     # contrastive branch and z read the view; new images are denoised before embedding)
@@ -267,9 +270,10 @@ class DARLCConfig:
         if self.decoder_hidden < 1:
             msg = f"decoder_hidden must be >= 1, got {self.decoder_hidden}"
             raise ValueError(msg)
-        if not 0 <= self.mask_ratio < 1:
-            msg = f"mask_ratio must be in [0, 1), got {self.mask_ratio}"
-            raise ValueError(msg)
+        for name in ("mask_ratio", "clr_drop"):
+            if not 0 <= getattr(self, name) < 1:
+                msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
+                raise ValueError(msg)
         for name in ("pretrain_epochs", "epochs"):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"

@@ -324,7 +324,9 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     ``clr_view='full'`` is eq. 9 as written: e = g(C_O(X)) encodes the unmasked image, a
     second pass of the online encoder besides the masked one of L_rec. ``'masked'`` reuses
     the masked pass's CLS for e (one online pass a step; the masked image is the online
-    view, as in masked siamese networks).
+    view, as in masked siamese networks). With ``clr_drop > 0`` the second pass reads a
+    random ``1 - clr_drop`` of the tokens (FLIP); the head input still comes from a full
+    pass when ``features`` asks for it.
 
     With ``pixel_dropout > 0`` the online encoder sees each image with that fraction of its
     pixels set to 0 (the mean of a standardised image), drawn afresh at every step: two
@@ -340,12 +342,16 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
         rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, return_cls=True, smoothed=xs)
     else:
         rec, cls_masked = _rec_loss(net, idx, data, data.gen, x=xb, smoothed=xs), None
+    dropped = cfg.use_clr and not masked and cfg.clr_drop > 0
     cls = None
-    if features or (cfg.use_clr and not masked):
+    if features or (cfg.use_clr and not masked and not dropped):
         cls, _ = net.module_i.encoder(xb, smoothed=xs)
     e = None
     if cfg.use_clr:
-        e = net.module_i.head(cls_masked if masked else cls)  # eq. 9
+        online = cls_masked if masked else cls
+        if dropped:  # the second pass on a random (1 - clr_drop) of the tokens
+            online, _ = net.module_i.encoder(xb, cfg.clr_drop, data.gen, smoothed=xs)
+        e = net.module_i.head(online)  # eq. 9
         e_bar = net.module_i.target_embed(data.v[idx], data.smoothed(idx, view=True))
         clr = cfg.clr_weight * data.contrast(e, e_bar, idx)
     else:
@@ -354,7 +360,7 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
         return rec, clr, None
     if net.head_input == "cls":
         return rec, clr, cls
-    return rec, clr, (e if e is not None and not masked else net.module_i.head(cls))
+    return rec, clr, (e if e is not None and not (masked or dropped) else net.module_i.head(cls))
 
 
 def _decorrelation(cfg: DARLCConfig, h: torch.Tensor | None) -> torch.Tensor | float:
