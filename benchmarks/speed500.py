@@ -71,17 +71,6 @@ def _run(method: str, threads: int, seed: int, darlc_set: dict[str, Any]) -> dic
     }
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, val = item.split("=", 1)
-        try:
-            out[key] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key] = val
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -89,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--darlc-set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--tag", default="", help="suffix of the output file")
     args = p.parse_args(argv)
+    from benchmarks.lab import _parse_set
+
     darlc_set = _parse_set(args.darlc_set)
     runs = []
     for threads in args.threads:

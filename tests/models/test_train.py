@@ -297,6 +297,8 @@ def test_clr_drop_runs_the_second_online_pass_on_a_random_share_of_the_tokens():
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError, match="clr_drop"):
             DARLCConfig.from_preset("fast", clr_drop=bad)
+    with pytest.raises(ValueError, match="clr_view='full'"):  # no second pass to drop from
+        DARLCConfig.from_preset("fast", clr_drop=0.5, clr_view="masked")
 
 
 def test_clr_weight_scales_l_clr_only():

@@ -274,6 +274,9 @@ class DARLCConfig:
             if not 0 <= getattr(self, name) < 1:
                 msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.clr_drop > 0 and self.clr_view != "full":
+            msg = "clr_drop drops tokens of L_clr's second online pass: it needs clr_view='full'"
+            raise ValueError(msg)
         for name in ("pretrain_epochs", "epochs"):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
