@@ -7,6 +7,7 @@ import torch
 
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
+    alignment_loss,
     contrastive_loss,
     decorrelation_loss,
     eta_schedule,
@@ -168,6 +169,38 @@ def test_contrastive_positives_pull_neighbours_together():
     # the extra positive's pull on e_0 points towards gene 1 more than eq. 10's gradient does
     towards = torch.nn.functional.normalize(eb[1] - eb[0], dim=0)
     assert (-e.grad[0] @ towards) > (-plain_grad[0] @ towards)
+
+
+def test_alignment_loss_pulls_to_positives_only_and_cannot_collapse():
+    """clr_form='align': the batch-standardised e_i's mean squared distance per dimension
+    to the standardised targets of its view and its marked positives, averaged over genes
+    (no other gene enters a row's term: nothing is repelled); a collapsed (constant) e is
+    not a minimiser."""
+    g = torch.Generator().manual_seed(4)
+    e = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    eb = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    pos = torch.zeros(6, 6, dtype=torch.bool)
+    pos[0, 2] = pos[2, 0] = True
+
+    def std(x):
+        return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+
+    a, b = std(e), std(eb)
+    rows = []
+    for i in range(6):
+        targets = [i] + [k for k in range(6) if pos[i, k] and k != i]
+        rows.append(np.mean([float(((a[i] - b[k]) ** 2).mean()) for k in targets]))
+    assert float(alignment_loss(e, eb, pos)) == pytest.approx(np.mean(rows), rel=1e-9)
+    # its own view only without positives; zero when e and e_bar agree up to scale and shift
+    own = np.mean([float(((a[i] - b[i]) ** 2).mean()) for i in range(6)])
+    assert float(alignment_loss(e, eb)) == pytest.approx(own, rel=1e-9)
+    assert float(alignment_loss(e, 3 * e + 1)) == pytest.approx(0.0, abs=1e-6)
+    # a constant e standardises to 0: loss = mean squared norm of the standardised targets
+    flat = torch.ones(6, 3, dtype=torch.float64)
+    assert float(alignment_loss(flat, eb)) == pytest.approx(float((b**2).mean()), rel=1e-6)
+    assert float(alignment_loss(flat, eb)) > float(alignment_loss(eb, eb)) + 0.5
+    with pytest.raises(ValueError, match="e and e_bar"):
+        alignment_loss(e, eb[:, :2])
 
 
 def test_contrastive_prefers_matched_pairs_and_grad_through_e():

@@ -301,6 +301,26 @@ def test_clr_drop_runs_the_second_online_pass_on_a_random_share_of_the_tokens():
         DARLCConfig.from_preset("fast", clr_drop=0.5, clr_view="masked")
 
 
+def test_clr_form_align_replaces_eq10_by_the_attraction_term():
+    """clr_form='align': L_clr of a batch is losses.alignment_loss between the online e of
+    the unmasked images and the target's e of their views; it has no negatives, so a
+    negatives queue is refused."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import alignment_loss
+    from sngep.models.darlc.train import _ssl_loss
+
+    net, data, _ = _tiny_setup(clr_form="align")
+    idx = torch.arange(5)
+    _, clr, _ = _ssl_loss(net, idx, data, features=False)
+    x = data.x[idx]
+    ref = alignment_loss(
+        net.module_i.head(net.module_i.encoder(x)[0]), net.module_i.target_embed(data.v[idx])
+    )
+    torch.testing.assert_close(clr, ref)
+    with pytest.raises(ValueError, match="clr_queue"):
+        DARLCConfig.from_preset("fast", clr_form="align", clr_queue=64)
+
+
 def test_clr_weight_scales_l_clr_only():
     """clr_weight multiplies L_clr where it enters UWL (eq. 11; L2 reads the same
     _ssl_loss); L_rec is unchanged; a negative or NaN weight is refused."""

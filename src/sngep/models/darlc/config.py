@@ -67,6 +67,9 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
+    # 'infonce': L_clr is eq. 10; 'align' (not in the paper): attraction only, each gene's
+    # batch-standardised e pulled to the targets of its view and S-neighbours, no negatives
+    clr_form: str = "infonce"
     # L_clr enters its UWL (eq. 11 in the pretraining, Algorithm 1 line 22 in L2) multiplied
     # by clr_weight (1: as written). The UWL weights barely move in 1500 steps, so this sets
     # the rec:clr balance (docs/departures.md); the history's clr terms are the weighted ones
@@ -233,6 +236,7 @@ class DARLCConfig:
             ("rec_target", ("raw", "view")),
             ("clr_view", ("full", "masked")),
             ("clr_neighbour_role", ("positive", "excluded")),
+            ("clr_form", ("infonce", "align")),
             ("encoder_input", ("raw", "view")),
             ("head_input", ("e", "cls")),
             ("head", HEADS),
@@ -274,6 +278,9 @@ class DARLCConfig:
             if not 0 <= getattr(self, name) < 1:
                 msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.clr_form == "align" and self.clr_queue:
+            msg = "clr_form='align' has no negatives: clr_queue must be 0"
+            raise ValueError(msg)
         if self.clr_drop > 0 and self.clr_view != "full":
             msg = "clr_drop drops tokens of L_clr's second online pass: it needs clr_view='full'"
             raise ValueError(msg)

@@ -168,6 +168,33 @@ def contrastive_loss(
     return ((log_den_e - mean_e) + (log_den_b - mean_b)).mean()
 
 
+def alignment_loss(
+    e: torch.Tensor, e_bar: torch.Tensor, positives: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Attraction without negatives (``DARLCConfig.clr_form='align'``; not eq. 10).
+
+    Each dimension of ``e`` and of ``e_bar`` is standardised over the batch (so the online
+    embeddings cannot all collapse onto one point: their variance is fixed), then each gene's
+    ``e_i`` is pulled towards the target embedding of its own view and of every batch gene
+    marked in ``positives`` (``(B, B)`` boolean): the loss is the batch mean, over genes, of
+    the mean squared distance per dimension to those targets. No gene is pushed away from
+    another, unlike eq. 10, whose denominators repel every other gene of the batch.
+    """
+    if e.shape != e_bar.shape or e.ndim != 2:
+        msg = f"e and e_bar must both be (B, d), got {tuple(e.shape)} and {tuple(e_bar.shape)}"
+        raise ValueError(msg)
+
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)
+
+    a, b = standardise(e), standardise(e_bar)
+    eye = torch.eye(e.shape[0], dtype=torch.bool, device=e.device)
+    pos = eye if positives is None else (positives | eye)
+    d2 = torch.cdist(a, b).pow(2) / e.shape[1]  # (B, B) squared distance per dimension
+    w = pos.to(e.dtype)
+    return ((w * d2).sum(1) / w.sum(1)).mean()
+
+
 # --------------------------------------------------------------------------------------
 # eq. 11
 # --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from sngep.models.darlc._device import adam
 from sngep.models.darlc.config import DARLCConfig, resolve_patch_size
 from sngep.models.darlc.losses import (
     UncertaintyWeighting,
+    alignment_loss,
     contrastive_loss,
     decorrelation_loss,
     eta_schedule,
@@ -189,6 +190,8 @@ class _Data:
         graph, role = self.neighbour_graph, self.cfg.clr_neighbour_role
         rows = None if graph is None else graph[idx]  # this batch's rows of the graph
         positives = None if rows is None else rows[:, idx]
+        if self.cfg.clr_form == "align":
+            return alignment_loss(e, e_bar, positives if role == "positive" else None)
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
             return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives, role=role)
