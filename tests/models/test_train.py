@@ -319,6 +319,8 @@ def test_clr_form_align_replaces_eq10_by_the_attraction_term():
     torch.testing.assert_close(clr, ref)
     with pytest.raises(ValueError, match="clr_queue"):
         DARLCConfig.from_preset("fast", clr_form="align", clr_queue=64)
+    with pytest.raises(ValueError, match="clr_neighbour_role"):  # 'excluded' acts on negatives
+        DARLCConfig.from_preset("fast", clr_form="align", clr_neighbour_role="excluded")
 
 
 def test_clr_weight_scales_l_clr_only():

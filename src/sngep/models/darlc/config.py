@@ -278,8 +278,11 @@ class DARLCConfig:
             if not 0 <= getattr(self, name) < 1:
                 msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
                 raise ValueError(msg)
-        if self.clr_form == "align" and self.clr_queue:
-            msg = "clr_form='align' has no negatives: clr_queue must be 0"
+        if self.clr_form == "align" and (self.clr_queue or self.clr_neighbour_role != "positive"):
+            msg = (
+                "clr_form='align' has no negatives: clr_queue must be 0 and "
+                "clr_neighbour_role 'positive'"
+            )
             raise ValueError(msg)
         if self.clr_drop > 0 and self.clr_view != "full":
             msg = "clr_drop drops tokens of L_clr's second online pass: it needs clr_view='full'"

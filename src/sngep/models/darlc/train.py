@@ -191,7 +191,7 @@ class _Data:
         rows = None if graph is None else graph[idx]  # this batch's rows of the graph
         positives = None if rows is None else rows[:, idx]
         if self.cfg.clr_form == "align":
-            return alignment_loss(e, e_bar, positives if role == "positive" else None)
+            return alignment_loss(e, e_bar, positives)
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
             return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives, role=role)
