@@ -186,7 +186,8 @@ class _Data:
         neighbours in S are positives of each other; with ``clr_queue`` the queued target
         embeddings of other genes (neither the gene itself nor its neighbours) are extra
         negatives, and this batch's ``e_bar`` joins the queue (at most ``N - batch size``
-        entries, the number of genes outside a batch)."""
+        entries, the number of genes outside a batch). With ``clr_form='align'`` it is
+        :func:`~sngep.models.darlc.losses.alignment_loss` instead (no negatives)."""
         graph, role = self.neighbour_graph, self.cfg.clr_neighbour_role
         rows = None if graph is None else graph[idx]  # this batch's rows of the graph
         positives = None if rows is None else rows[:, idx]
