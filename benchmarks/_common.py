@@ -67,6 +67,19 @@ def measure(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, dic
     return out, stats
 
 
+def set_thread_env(threads: int) -> None:
+    """Set every thread-count variable (torch via ``BENCH_THREADS``, BLAS, OpenMP, numba)
+    to ``threads``; processes spawned afterwards inherit them before their imports."""
+    for var in (
+        "BENCH_THREADS",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+    ):
+        os.environ[var] = str(threads)
+
+
 def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     """Run module-level ``fn(*args)`` in a new spawned interpreter (clean peak RSS)."""
     with mp.get_context("spawn").Pool(1) as pool:

@@ -42,7 +42,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks import scores
-from benchmarks._common import RESULTS, SCRATCH, darlc_main_rows, machine, write_json
+from benchmarks._common import (
+    RESULTS,
+    SCRATCH,
+    darlc_main_rows,
+    machine,
+    set_thread_env,
+    write_json,
+)
 from benchmarks.prepare import expand, is_all_genes, partner, prepare
 
 # --quick: every DARLC schedule shortened (GAT epochs, pretraining steps, joint epochs)
@@ -611,14 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     if args.threads:  # inherited by the spawned method processes
-        for var in (
-            "BENCH_THREADS",
-            "OMP_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "NUMBA_NUM_THREADS",
-        ):
-            os.environ[var] = str(args.threads)
+        set_thread_env(args.threads)
     if args.rescore:
         from benchmarks.rescore import rescore_all
 

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from typing import Any
 
-from benchmarks._common import in_fresh_process, machine, peak_rss_mb, write_json
-
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "BENCH_THREADS",
+from benchmarks._common import (
+    in_fresh_process,
+    machine,
+    peak_rss_mb,
+    set_thread_env,
+    write_json,
 )
 
 
@@ -83,8 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     darlc_set = _parse_set(args.darlc_set)
     runs = []
     for threads in args.threads:
-        for var in THREAD_VARS:  # inherited by the spawned process
-            os.environ[var] = str(threads)
+        set_thread_env(threads)  # inherited by the spawned processes
         for method in ("hotspot", "darlc"):
             res = in_fresh_process(_run, method, threads, args.seed, darlc_set)
             print(json.dumps(res), flush=True)
