@@ -80,6 +80,22 @@ def set_thread_env(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``key=value`` command-line overrides of DARLC settings: values read as JSON (numbers,
+    booleans, lists), ``None`` as None, anything else as a string."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            msg = f"a setting must read key=value, got {item!r}"
+            raise ValueError(msg)
+        try:
+            out[key] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key] = None if val == "None" else val
+    return out
+
+
 def in_fresh_process(fn: Callable[..., Any], *args: Any) -> Any:
     """Run module-level ``fn(*args)`` in a new spawned interpreter (clean peak RSS)."""
     with mp.get_context("spawn").Pool(1) as pool:

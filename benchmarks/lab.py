@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import RESULTS, SCRATCH, zscore_rows
+from benchmarks._common import RESULTS, SCRATCH, parse_set, zscore_rows
 from benchmarks.scores import knn_overlap
 from benchmarks.run import ABLATIONS
 from benchmarks.scores import leiden_labels as leiden
@@ -423,17 +423,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out = {}
-    for item in items:
-        key, val = item.split("=", 1)
-        try:
-            out[key] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key] = None if val == "None" else val
-    return out
-
-
 def _records(path: Path = OUT / "log.jsonl") -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -534,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", default="default")
     p.add_argument("--variant", choices=sorted(VARIANTS), help="a named switch set (its tag)")
     args = p.parse_args(argv)
-    overrides = _parse_set(args.set)
+    overrides = parse_set(args.set)
     if args.variant is not None:
         overrides = {**VARIANTS[args.variant], **overrides}
         args.tag = args.tag or args.variant

@@ -47,6 +47,7 @@ from benchmarks._common import (
     SCRATCH,
     darlc_main_rows,
     machine,
+    parse_set,
     set_thread_env,
     write_json,
 )
@@ -522,17 +523,6 @@ def _paper_cost_note() -> dict[str, Any]:
     return note
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, val = item.partition("=")
-        try:
-            out[key] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key] = None if val == "None" else val
-    return out
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -636,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.ablation_seeds,
                 args.paper_schedule,
                 preset=args.preset,
-                darlc_set=_parse_set(args.darlc_set),
+                darlc_set=parse_set(args.darlc_set),
                 timeout_min=args.timeout_min or None,
                 max_mem_gb=args.max_mem_gb or None,
             )

@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--darlc-set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--tag", default="", help="suffix of the output file")
     args = p.parse_args(argv)
-    from benchmarks.lab import _parse_set
+    from benchmarks._common import parse_set
 
-    darlc_set = _parse_set(args.darlc_set)
+    darlc_set = parse_set(args.darlc_set)
     runs = []
     for threads in args.threads:
         set_thread_env(threads)  # inherited by the spawned processes
