@@ -172,6 +172,34 @@ def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
         fit(similarity=None, clr_neighbours=3, use_lap=False, cluster_init="kmeans")
 
 
+@pytest.mark.parametrize(
+    "switch", [{"view_pooling": 3}, {"clr_image_exclusions": 3}, {"pretrain_average": 0.5}]
+)
+def test_switches_change_the_fit_and_repeat_it(data, switch):
+    """view_pooling, clr_image_exclusions and pretrain_average each give a fit that differs
+    from the default's and repeats exactly with the same seed."""
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4)
+
+    def fit(**over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=sim, show_progress_bar=False).embedding_
+
+    a, b = fit(**switch), fit(**switch)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, fit())
+
+
+def test_view_pooling_needs_the_similarity(data):
+    images, mask, _, _ = data
+    kw = dict(FAST, view_pooling=3, clr_neighbours=0, use_lap=False, cluster_init="kmeans")
+    m = DARLC(3, random_state=0, **kw)
+    with pytest.raises(ValueError, match="view_pooling > 0 needs the seeding similarity"):
+        m.fit(images, mask=mask, similarity=None, show_progress_bar=False)
+    with pytest.raises(ValueError, match="view_pooling"):
+        DARLC(3, view_pooling=-1)
+
+
 def test_lap_prox_clusters_the_proximal_step_of_l_lap(data):
     """lap_prox > 0: X_darlc is the proximal step of L_lap (eq. 17) at the head's z, the
     mixture's labels are those of that embedding, the fit repeats exactly, and the neighbours'

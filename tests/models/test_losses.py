@@ -157,6 +157,26 @@ def test_contrastive_excluded_neighbours_leave_the_denominators_only():
         contrastive_loss(e, eb, positives=out, role="negative")
 
 
+def test_contrastive_excluded_genes_leave_the_denominators_and_positives_stay():
+    """excluded: the marked genes leave each other's denominators; with positives as well, a
+    gene marked both stays a positive; role='excluded' is the same as passing excluded."""
+    g = torch.Generator().manual_seed(5)
+    e = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    eb = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    tau = 0.5
+    out = torch.zeros(5, 5, dtype=torch.bool)
+    out[1, 3] = out[3, 1] = True
+    ref = contrastive_loss(e, eb, tau=tau, positives=out, role="excluded")
+    torch.testing.assert_close(contrastive_loss(e, eb, tau=tau, excluded=out), ref)
+    pos = torch.zeros(5, 5, dtype=torch.bool)
+    pos[0, 2] = pos[2, 0] = True
+    both = contrastive_loss(e, eb, tau=tau, positives=pos, excluded=out | pos)
+    torch.testing.assert_close(both, contrastive_loss(e, eb, tau=tau, positives=pos, excluded=out))
+    assert both.item() != pytest.approx(contrastive_loss(e, eb, tau=tau, positives=pos).item())
+    with pytest.raises(ValueError, match="excluded must be"):
+        contrastive_loss(e, eb, excluded=out[:4, :4])
+
+
 def test_contrastive_positives_pull_neighbours_together():
     """With gene 1 a positive of gene 0, moving e_0 towards gene 1 lowers the loss."""
     g = torch.Generator().manual_seed(3)

@@ -431,6 +431,63 @@ def test_similarity_neighbours_find_the_genes_whose_rows_of_s_agree():
     assert similarity_neighbours(similarity_rows(s), 50).shape == (13, 12)  # k <= N - 1
 
 
+def test_tail_average_is_the_mean_of_the_last_steps_weights():
+    """pretrain_average: the weights after the last fraction of the steps are averaged and
+    written back; earlier steps do not count; 0 leaves the weights as they are."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import _TailAverage
+
+    net, _, _ = _tiny_setup()
+    params = list(net.module_i.trainable_parameters())
+
+    def set_all(value):
+        with torch.no_grad():
+            for p in params:
+                p.fill_(value)
+
+    avg = _TailAverage(net, total=4, fraction=0.5)
+    for step, value in enumerate([10.0, 20.0, 1.0, 2.0], start=1):
+        set_all(value)
+        avg.update(step)
+    set_all(-5.0)
+    avg.apply()
+    assert all(torch.allclose(p, torch.full_like(p, 1.5)) for p in params)
+    off = _TailAverage(net, total=4, fraction=0.0)
+    for step in range(1, 5):
+        off.update(step)
+    set_all(7.0)
+    off.apply()
+    assert all(torch.allclose(p, torch.full_like(p, 7.0)) for p in params)
+    with pytest.raises(ValueError, match="pretrain_average"):
+        DARLCConfig.from_preset("fast", pretrain_average=1.5)
+
+
+def test_pool_views_mixes_each_view_with_its_neighbours_mean_and_restandardises():
+    """view_pooling: a view becomes half its own, half the mean of its k nearest genes' views
+    (rows of S), standardised in the tissue again; a gene without neighbours keeps its view
+    and the caller's array is not changed."""
+    import numpy as np
+
+    from sngep.models.darlc.train import normalise_images, pool_views, similarity_rows
+
+    rng = np.random.default_rng(0)
+    mask = np.ones((4, 5), dtype=bool)
+    mask[0, 0] = False
+    views = normalise_images(rng.normal(size=(7, 4, 5)).astype(np.float32), mask)
+    block = np.array([0, 0, 0, 1, 1, 1, 2])  # gene 6 is similar to no other gene
+    s = (block[:, None] == block[None, :]).astype(float)
+    s[6] = s[:, 6] = 0.0
+    before = views.copy()
+    out = pool_views(views, similarity_rows(s), 2, mask)
+    np.testing.assert_array_equal(views, before)
+    for g in range(6):
+        others = [o for o in range(6) if block[o] == block[g] and o != g]
+        want = normalise_images((0.5 * views[g] + 0.5 * views[others].mean(0))[None], mask)[0]
+        np.testing.assert_allclose(out[g], want, atol=1e-5)
+    np.testing.assert_allclose(out[6], views[6], atol=1e-6)
+    assert (out[:, ~mask] == 0).all()
+
+
 def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positives():
     """clr_neighbours: every epoch holds each gene once as a drawn gene, each joined by one of
     its neighbours, and L_clr receives the batch's block of the neighbour graph."""
@@ -464,6 +521,39 @@ def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positiv
         DARLCConfig.from_preset("fast", clr_neighbours=-1)
     with pytest.raises(ValueError, match="clr_neighbour_role"):
         DARLCConfig.from_preset("fast", clr_neighbour_role="negative")
+
+
+def test_clr_image_exclusions_leave_correlated_genes_out_of_the_denominators():
+    """clr_image_exclusions: each gene's most correlated genes by standardised image form a
+    symmetric graph, and L_clr receives the batch's block of it as excluded genes."""
+    import numpy as np
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import contrastive_loss
+    from sngep.models.darlc.train import _set_exclusions, normalise_images
+
+    net, data, _ = _tiny_setup(n=12, clr_image_exclusions=2, clr_neighbours=0)
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(4, 8, 8, generator=g)
+    x = base.repeat_interleave(3, dim=0) + 0.1 * torch.randn(12, 8, 8, generator=g)
+    data.x = torch.as_tensor(normalise_images(x.numpy()))
+    _set_exclusions(data)
+    graph = data.exclusion_graph
+    block = np.repeat(np.arange(4), 3)
+    assert (graph == graph.T).all() and not graph.diagonal().any()
+    assert torch.equal(
+        graph, torch.as_tensor(block[:, None] == block[None, :]) & ~torch.eye(12, dtype=torch.bool)
+    )
+    e, eb = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    idx = torch.tensor([0, 1, 5, 9])
+    want = torch.zeros(4, 4, dtype=torch.bool)
+    want[0, 1] = want[1, 0] = True
+    ref = contrastive_loss(e, eb, tau=data.cfg.tau, excluded=want)
+    torch.testing.assert_close(data.contrast(e, eb, idx), ref)
+    with pytest.raises(ValueError, match="clr_image_exclusions"):
+        DARLCConfig.from_preset("fast", clr_image_exclusions=-1)
+    with pytest.raises(ValueError, match="clr_image_exclusions"):
+        DARLCConfig.from_preset("fast", clr_form="align", clr_image_exclusions=3)
 
 
 def test_similarity_rows_are_unit_rows_of_the_clipped_similarity():

@@ -67,6 +67,10 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
+    # not in the paper: > 0, each gene's clr_image_exclusions most correlated genes by their
+    # standardised images leave L_clr's denominators (not attracted, no longer pushed away:
+    # false-negative cancellation, Huynh et al. 2022, from a second source than S); 0: off
+    clr_image_exclusions: int = 0
     # 'infonce': L_clr is eq. 10; 'align' (not in the paper): attraction only, each gene's
     # batch-standardised e pulled to the targets of its view and S-neighbours, no negatives
     clr_form: str = "infonce"
@@ -120,6 +124,10 @@ class DARLCConfig:
     # over `epochs`, so that the labels can settle)
     joint_schedule: str = "constant"
     pretrain_steps: int | None = None  # None: pretrain_epochs epochs of mini-batches
+    # not in the paper: > 0, Module I's online weights are averaged over this last fraction
+    # of the pretraining steps (tail / stochastic weight averaging, Izmailov et al. 2018) and
+    # the joint stage starts from the average; 0: from the last step's weights
+    pretrain_average: float = 0.0
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
     pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
@@ -162,6 +170,11 @@ class DARLCConfig:
     # smooths the encoder's second channel (a Gaussian whose effective area holds this many
     # detected pixels; sparse images smoothed more) instead of at `gks_sigma`; 0: off
     gks_detections: float = 0.0
+    # not in the paper: > 0, every positive view (L_clr's target and, with rec_target='view',
+    # L_rec's) is half the gene's own view and half the mean view of its `view_pooling`
+    # nearest genes in the rows of S (train.pool_views): the view pools evidence over genes
+    # of the same pattern as well as over neighbouring spots; 0: off
+    view_pooling: int = 0
     # ablations (paper Table 4). 'gat': the GAT of main 3.2.1 on each image's pixel graph
     # (C = 1, eq. 5); 'gat_spots': STAGATE's reading, one spot graph with the genes as
     # features; 'gks': Gaussian kernel smoothing; None: no smoothing
@@ -274,14 +287,19 @@ class DARLCConfig:
         if self.decoder_hidden < 1:
             msg = f"decoder_hidden must be >= 1, got {self.decoder_hidden}"
             raise ValueError(msg)
+        if not 0 <= self.pretrain_average <= 1:
+            msg = f"pretrain_average must be in [0, 1], got {self.pretrain_average}"
+            raise ValueError(msg)
         for name in ("mask_ratio", "clr_drop"):
             if not 0 <= getattr(self, name) < 1:
                 msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
                 raise ValueError(msg)
-        if self.clr_form == "align" and (self.clr_queue or self.clr_neighbour_role != "positive"):
+        if self.clr_form == "align" and (
+            self.clr_queue or self.clr_neighbour_role != "positive" or self.clr_image_exclusions
+        ):
             msg = (
-                "clr_form='align' has no negatives: clr_queue must be 0 and "
-                "clr_neighbour_role 'positive'"
+                "clr_form='align' has no negatives: clr_queue and clr_image_exclusions must be "
+                "0 and clr_neighbour_role 'positive'"
             )
             raise ValueError(msg)
         if self.clr_drop > 0 and self.clr_view != "full":
@@ -291,7 +309,7 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
-        for name in ("clr_queue", "clr_neighbours"):
+        for name in ("clr_queue", "clr_neighbours", "view_pooling", "clr_image_exclusions"):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)

@@ -73,6 +73,7 @@ def contrastive_loss(
     queue_mask: torch.Tensor | None = None,
     positives: torch.Tensor | None = None,
     role: str = "positive",
+    excluded: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Symmetric contrastive loss ``L_clr`` of eq. 10, averaged over the batch.
 
@@ -113,6 +114,10 @@ def contrastive_loss(
         What ``positives`` marks: ``'positive'`` (above) or ``'excluded'``: those genes are
         left out of both denominators and the own view stays the only positive (false
         negatives cancelled without being attracted; Huynh et al. 2022).
+    excluded
+        ``(B, B)`` boolean, True where gene ``k != i`` leaves row ``i``'s denominators
+        (both of its embeddings) without becoming a positive; a positive stays a positive.
+        ``None``: nothing excluded.
 
     Returns
     -------
@@ -152,9 +157,17 @@ def contrastive_loss(
             raise ValueError(msg)
         others = positives & ~eye  # the own view is the diagonal already
         if role == "excluded":
-            parts_e[:2] = [sim.masked_fill(others, -torch.inf) for sim in (sim_aa, sim_ab)]
-            parts_b[:2] = [sim.masked_fill(others, -torch.inf) for sim in (sim_ab.T, sim_bb)]
+            excluded = others if excluded is None else excluded | others
             positives = None
+    if excluded is not None:
+        if excluded.shape != eye.shape:
+            msg = f"excluded must be (B, B) = {tuple(eye.shape)}, got {tuple(excluded.shape)}"
+            raise ValueError(msg)
+        drop = excluded & ~eye
+        if positives is not None:
+            drop = drop & ~positives
+        parts_e[:2] = [sim.masked_fill(drop, -torch.inf) for sim in (sim_aa, sim_ab)]
+        parts_b[:2] = [sim.masked_fill(drop, -torch.inf) for sim in (sim_ab.T, sim_bb)]
     log_den_e = torch.logsumexp(torch.cat(parts_e, dim=1), dim=1)
     log_den_b = torch.logsumexp(torch.cat(parts_b, dim=1), dim=1)
     if positives is None:

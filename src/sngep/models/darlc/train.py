@@ -166,6 +166,9 @@ class _Data:
     # (N, k) each gene's neighbour list (-1 pads genes with fewer than k)
     neighbour_graph: torch.Tensor | None = None
     neighbour_lists: torch.Tensor | None = None
+    # clr_image_exclusions > 0: (N, N) symmetric boolean graph of each gene's most correlated
+    # genes by their standardised images; they leave L_clr's denominators
+    exclusion_graph: torch.Tensor | None = None
     # regress_out: (N, C) covariates of every image (DARLCNet.covariates of x)
     cov: torch.Tensor | None = None
     # the encoder's second channel (input_smoothing / input_detections) of x and v, computed
@@ -193,14 +196,19 @@ class _Data:
         positives = None if rows is None else rows[:, idx]
         if self.cfg.clr_form == "align":
             return alignment_loss(e, e_bar, positives)
+        held = None if self.exclusion_graph is None else self.exclusion_graph[idx]
+        excluded = None if held is None else held[:, idx]
         size = min(self.cfg.clr_queue, self.n - self.bs)
         if size <= 0:
-            return contrastive_loss(e, e_bar, tau=self.cfg.tau, positives=positives, role=role)
+            return contrastive_loss(
+                e, e_bar, tau=self.cfg.tau, positives=positives, role=role, excluded=excluded
+            )
         mask = None
         if self.queue is not None:
             mask = idx[:, None] == self.queue_genes[None, :]
-            if rows is not None:
-                mask = mask | rows[:, self.queue_genes]
+            for block in (rows, held):
+                if block is not None:
+                    mask = mask | block[:, self.queue_genes]
         loss = contrastive_loss(
             e,
             e_bar,
@@ -209,6 +217,7 @@ class _Data:
             queue_mask=mask,
             positives=positives,
             role=role,
+            excluded=excluded,
         )
         new, genes = e_bar.detach(), idx.detach()
         if self.queue is not None:
@@ -284,6 +293,26 @@ def similarity_neighbours(rows: np.ndarray, k: int, chunk: int = 2048) -> np.nda
         top, val = np.take_along_axis(top, order, 1), np.take_along_axis(val, order, 1)
         out[start : start + chunk] = np.where(val > 0, top, -1)
     return out
+
+
+def pool_views(
+    views: np.ndarray, rows: np.ndarray, k: int, mask: np.ndarray | None = None, chunk: int = 256
+) -> np.ndarray:
+    """Each view averaged half and half with the mean view of its ``k`` nearest genes by
+    the cosine of the rows of S (:func:`similarity_neighbours`), then re-standardised in the
+    tissue (:func:`normalise_images`). A gene without a neighbour keeps its own view."""
+    lists = similarity_neighbours(rows, k)
+    out = np.array(views, dtype=np.float32)  # a copy: the caller's views are kept
+    for start in range(0, out.shape[0], chunk):
+        part = lists[start : start + chunk]
+        valid = part >= 0
+        n_valid = valid.sum(axis=1)
+        summed = np.einsum("gk,gkhw->ghw", valid.astype(np.float32), views[np.maximum(part, 0)])
+        has = n_valid > 0
+        mean = summed[has] / n_valid[has, None, None]
+        block = out[start : start + chunk]
+        block[has] = 0.5 * block[has] + 0.5 * mean
+    return normalise_images(out, mask)
 
 
 def neighbour_graph(lists: np.ndarray) -> np.ndarray:
@@ -444,11 +473,41 @@ def pretrain_steps(cfg: DARLCConfig, n: int) -> int:
 # --------------------------------------------------------------------------------------
 # stage 1: Module I pretraining (Algorithm 1 lines 2-10)
 # --------------------------------------------------------------------------------------
+class _TailAverage:
+    """The running mean of Module I's online weights over the last ``fraction`` of ``total``
+    steps (``pretrain_average``); :meth:`apply` writes it into the weights. Off at 0."""
+
+    def __init__(self, net: DARLCNet, total: int, fraction: float) -> None:
+        self.params = list(net.module_i.trainable_parameters())
+        n_avg = round(fraction * total)
+        self.first = total - n_avg + 1 if n_avg > 0 else None  # 1-based step
+        self.mean: list[torch.Tensor] | None = None
+        self.count = 0
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        if self.first is None or step < self.first:
+            return
+        self.count += 1
+        if self.mean is None:
+            self.mean = [p.detach().clone() for p in self.params]
+            return
+        for m, p in zip(self.mean, self.params, strict=True):
+            m.add_(p.detach() - m, alpha=1.0 / self.count)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.mean is not None:
+            for m, p in zip(self.mean, self.params, strict=True):
+                p.copy_(m)
+
+
 def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> list[dict]:
     """``UWL(L_rec, L_clr)`` (eq. 11) on mini-batches for :func:`pretrain_steps` steps."""
     cfg = data.cfg
     total = pretrain_steps(cfg, data.n)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+    average = _TailAverage(net, total, cfg.pretrain_average)
     records, step = [], 0
     while step < total:
         sums = {"rec": 0.0, "clr": 0.0, "ssl": 0.0}
@@ -465,12 +524,14 @@ def pretrain(net: DARLCNet, data: _Data, opt: torch.optim.Optimizer, bar) -> lis
             sched.step()
             net.module_i.momentum_update(cfg.momentum)
             step += 1
+            average.update(step)
             seen += idx.numel()
             for k, val in (("rec", rec), ("clr", clr), ("ssl", loss)):
                 sums[k] += float(val.detach()) * idx.numel()
         records.append({"phase": 0.0, **{f"pre_{k}": v / max(seen, 1) for k, v in sums.items()}})
         bar.set_postfix(phase="pretrain", rec=f"{records[-1]['pre_rec']:.4f}")
         bar.update(1)
+    average.apply()
     for group in opt.param_groups:  # the joint stage starts from the schedule's end point
         group["initial_lr"] = group["lr"]
     return records
@@ -908,6 +969,16 @@ def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
     data.neighbour_graph = torch.as_tensor(neighbour_graph(lists), device=device)
 
 
+def _set_exclusions(data: _Data) -> None:
+    """The graph of ``clr_image_exclusions``: each gene's most correlated genes by its
+    standardised image (the cosine of ``x``'s rows is the Pearson correlation over the
+    tissue, ``x`` being standardised there and 0 outside)."""
+    flat = data.x.reshape(data.n, -1).cpu().numpy()
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+    lists = similarity_neighbours(unit, data.cfg.clr_image_exclusions)
+    data.exclusion_graph = torch.as_tensor(neighbour_graph(lists), device=data.x.device)
+
+
 def fit(
     images: np.ndarray,
     views: np.ndarray,
@@ -956,6 +1027,11 @@ def fit(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(random_state)
         net = DARLCNet(tuple(images.shape[1:]), cfg, n_clusters, mask=mask).to(device)
+        if cfg.view_pooling:
+            if similarity is None:
+                msg = "view_pooling > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
+                raise ValueError(msg)
+            views = pool_views(views, similarity_rows(similarity), cfg.view_pooling, mask)
         pixel_weight = None
         if cfg.rec_in_tissue and mask is not None:
             pixel_weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
@@ -984,6 +1060,8 @@ def fit(
                 data.similarity_rows = similarity_rows(similarity)
         if cfg.uses_neighbours:
             _set_neighbours(data, similarity, device)
+        if cfg.clr_image_exclusions and cfg.use_clr:
+            _set_exclusions(data)
         n_batches = len(data.batches())
         n_pre = math.ceil(pretrain_steps(cfg, data.n) / max(1, n_batches))
         bar = progress(
