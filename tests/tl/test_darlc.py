@@ -153,6 +153,8 @@ def test_errors(tiny, fast_kwargs):
     off = dict(use_lap=False, clr_neighbours=0)
     with pytest.raises(KeyError, match="lap_prox need it"):
         sngep.tl.darlc(nosim, n_clusters=2, **off, lap_prox=1.0, **fast_kwargs)
+    with pytest.raises(KeyError, match="view_pooling need it"):
+        sngep.tl.darlc(nosim, n_clusters=2, **off, view_pooling=3, **fast_kwargs)
     # fine without it
     sngep.tl.darlc(nosim, n_clusters=2, **off, **fast_kwargs)
     with pytest.raises(TypeError, match="unknown DARLC option"):

@@ -66,9 +66,9 @@ def darlc(
         ``.varp`` key of the seeding similarity (:func:`sngep.tl.seed_similarity`), used by
         the Laplacian loss (needed unless ``use_lap=False``) and its proximal step
         (``lap_prox > 0``), by the contrastive loss's neighbour positives (needed unless
-        ``clr_neighbours=0``) and, with ``cluster_init='seed_similarity'``, to start the
-        mixture (the default preset starts it from Leiden on the pretrained embedding,
-        ``cluster_init='leiden'``).
+        ``clr_neighbours=0``), by the pooled views (``view_pooling > 0``) and, with
+        ``cluster_init='seed_similarity'``, to start the mixture (the default preset starts
+        it from Leiden on the pretrained embedding, ``cluster_init='leiden'``).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the
@@ -151,6 +151,7 @@ def darlc(
         ("use_lap", cfg.use_lap, "use_lap=False"),
         ("lap_prox", cfg.lap_prox > 0, "lap_prox=0"),
         ("clr_neighbours", cfg.uses_neighbours, "clr_neighbours=0"),
+        ("view_pooling", cfg.view_pooling > 0, "view_pooling=0"),
     )
     needs = [(name, off) for name, on, off in uses if on]
     if needs and similarity is None:
