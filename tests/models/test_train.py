@@ -523,6 +523,38 @@ def test_clr_neighbours_batches_pair_each_gene_with_a_neighbour_and_mark_positiv
         DARLCConfig.from_preset("fast", clr_neighbour_role="negative")
 
 
+def test_consensus_neighbours_keep_the_similarity_neighbours_the_views_agree_on():
+    """clr_neighbour_source='consensus': of each gene's 2 k nearest genes in the rows of S,
+    those among its 2 k most correlated genes by view, in S's order, at most k."""
+    import numpy as np
+
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import _set_neighbours, consensus_neighbours, normalise_images
+
+    first = np.array([[1, 2, 3, -1], [0, 3, 2, 1], [3, 0, 1, -1], [2, 1, 0, -1]])
+    second = np.array([[3, 1, -1, -1], [2, 3, 0, -1], [-1, -1, -1, -1], [0, 1, 2, -1]])
+    got = consensus_neighbours(first, second, 2)
+    np.testing.assert_array_equal(got, [[1, 3], [0, 3], [-1, -1], [2, 1]])
+    # in a fit: S groups the genes in threes, the views in pairs (disjoint supports, so
+    # genes of different pairs are anti-correlated): only the pair partner is kept
+    net, data, _ = _tiny_setup(n=12, clr_neighbours=2, clr_neighbour_source="consensus")
+    pair = np.repeat(np.arange(6), 2)
+    v = torch.zeros(12, 8, 8)
+    for gene, p in enumerate(pair):
+        v[gene].view(-1)[p * 10 : p * 10 + 10] = 1.0 + 0.01 * gene
+    data.v = torch.as_tensor(normalise_images(v.numpy()))
+    three = np.repeat(np.arange(4), 3)
+    sim = (three[:, None] == three[None, :]).astype(float)
+    np.fill_diagonal(sim, 0.0)
+    _set_neighbours(data, sim, torch.device("cpu"))
+    for i, row in enumerate(data.neighbour_lists.numpy()):
+        partner = i + 1 if i % 2 == 0 else i - 1
+        want = [partner] if three[partner] == three[i] else []
+        assert row[row >= 0].tolist() == want
+    with pytest.raises(ValueError, match="clr_neighbour_source"):
+        DARLCConfig.from_preset("fast", clr_neighbour_source="views")
+
+
 def test_clr_image_exclusions_leave_correlated_genes_out_of_the_denominators():
     """clr_image_exclusions: each gene's most correlated genes by standardised image form a
     symmetric graph, and L_clr receives the batch's block of it as excluded genes."""

@@ -67,6 +67,10 @@ class DARLCConfig:
     clr_neighbours: int = 0
     # 'positive': as above; 'excluded': the neighbours only leave L_clr's denominators
     clr_neighbour_role: str = "positive"
+    # where those neighbours come from: 'similarity' (the rows of S, as above) or, not in the
+    # paper, 'consensus': of each gene's 2 k nearest genes in the rows of S, those also among
+    # its 2 k most correlated genes by positive view (at most k, in S's order)
+    clr_neighbour_source: str = "similarity"
     # not in the paper: > 0, each gene's clr_image_exclusions most correlated genes by their
     # standardised images leave L_clr's denominators (not attracted, no longer pushed away:
     # false-negative cancellation, Huynh et al. 2022, from a second source than S); 0: off
@@ -300,6 +304,12 @@ class DARLCConfig:
             msg = (
                 "clr_form='align' has no negatives: clr_queue and clr_image_exclusions must be "
                 "0 and clr_neighbour_role 'positive'"
+            )
+            raise ValueError(msg)
+        if self.clr_neighbour_source not in ("similarity", "consensus"):
+            msg = (
+                "clr_neighbour_source must be 'similarity' or 'consensus', got "
+                f"{self.clr_neighbour_source!r}"
             )
             raise ValueError(msg)
         if self.clr_drop > 0 and self.clr_view != "full":

@@ -964,18 +964,39 @@ def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
         msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
         raise ValueError(msg)
     rows = data.similarity_rows if data.similarity_rows is not None else similarity_rows(similarity)
-    lists = similarity_neighbours(rows, data.cfg.clr_neighbours)
+    k = data.cfg.clr_neighbours
+    if data.cfg.clr_neighbour_source == "consensus":
+        lists = consensus_neighbours(
+            similarity_neighbours(rows, 2 * k), _correlation_neighbours(data.v, 2 * k), k
+        )
+    else:
+        lists = similarity_neighbours(rows, k)
     data.neighbour_lists = torch.as_tensor(lists, device=device)
     data.neighbour_graph = torch.as_tensor(neighbour_graph(lists), device=device)
 
 
+def consensus_neighbours(first: np.ndarray, second: np.ndarray, k: int) -> np.ndarray:
+    """``(N, k)``: each gene's entries of ``first`` (in its order) that ``second`` lists too,
+    at most ``k``; -1 pads the rest (``first``, ``second``: neighbour lists, -1 padded)."""
+    out = np.full((first.shape[0], k), -1, dtype=np.int64)
+    for i, (a, b) in enumerate(zip(first, second, strict=True)):
+        keep = a[(a >= 0) & np.isin(a, b[b >= 0])][:k]
+        out[i, : keep.size] = keep
+    return out
+
+
+def _correlation_neighbours(images: torch.Tensor, k: int) -> np.ndarray:
+    """Each gene's ``k`` most correlated genes by ``images`` (standardised in the tissue and
+    0 outside, as ``x`` and ``v`` are, so the cosine of the rows is the Pearson correlation)."""
+    flat = images.reshape(images.shape[0], -1).cpu().numpy()
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+    return similarity_neighbours(unit, k)
+
+
 def _set_exclusions(data: _Data) -> None:
     """The graph of ``clr_image_exclusions``: each gene's most correlated genes by its
-    standardised image (the cosine of ``x``'s rows is the Pearson correlation over the
-    tissue, ``x`` being standardised there and 0 outside)."""
-    flat = data.x.reshape(data.n, -1).cpu().numpy()
-    unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
-    lists = similarity_neighbours(unit, data.cfg.clr_image_exclusions)
+    standardised image."""
+    lists = _correlation_neighbours(data.x, data.cfg.clr_image_exclusions)
     data.exclusion_graph = torch.as_tensor(neighbour_graph(lists), device=data.x.device)
 
 
