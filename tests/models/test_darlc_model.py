@@ -173,11 +173,17 @@ def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
 
 
 @pytest.mark.parametrize(
-    "switch", [{"view_pooling": 3}, {"clr_image_exclusions": 3}, {"pretrain_average": 0.5}]
+    "switch",
+    [
+        {"view_pooling": 3},
+        {"clr_image_exclusions": 3},
+        {"pretrain_average": 0.5},
+        {"cls_rec": 1.0},
+    ],
 )
 def test_switches_change_the_fit_and_repeat_it(data, switch):
-    """view_pooling, clr_image_exclusions and pretrain_average each give a fit that differs
-    from the default's and repeats exactly with the same seed."""
+    """view_pooling, clr_image_exclusions, pretrain_average and cls_rec each give a fit that
+    differs from the default's and repeats exactly with the same seed."""
     images, mask, sim, _ = data
     kw = dict(FAST, pretrain_steps=6, batch_size=4)
 

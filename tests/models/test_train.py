@@ -431,6 +431,27 @@ def test_similarity_neighbours_find_the_genes_whose_rows_of_s_agree():
     assert similarity_neighbours(similarity_rows(s), 50).shape == (13, 12)  # k <= N - 1
 
 
+def test_cls_rec_is_the_tissue_mse_of_a_linear_map_of_the_cls_token():
+    """cls_rec: a linear map of the [CLS] token regenerates the whole view; its loss is the
+    mean squared error over the tissue pixels, 0 for a perfect map, and it is trained."""
+    from sngep.models.darlc.train import _cls_rec_loss, pretrain_param_groups
+
+    net, data, _ = _tiny_setup(cls_rec=1.0)
+    cls = torch.randn(3, net.cls_decoder.in_features)
+    with torch.no_grad():
+        net.cls_decoder.weight.zero_()
+        net.cls_decoder.bias.fill_(0.5)
+    views = torch.zeros(3, 8, 8)
+    net.tissue[0, :] = False  # one row outside the tissue: not scored
+    views[:, 0, :] = 100.0
+    assert _cls_rec_loss(net, cls, views).item() == pytest.approx(0.25)
+    views[:, 1:, :] = 0.5
+    assert _cls_rec_loss(net, cls, views).item() == pytest.approx(0.0)
+    trained = {id(p) for g in pretrain_param_groups(net, data.cfg) for p in g["params"]}
+    assert {id(net.cls_decoder.weight), id(net.cls_decoder.bias)} <= trained
+    assert _tiny_setup()[0].cls_decoder is None
+
+
 def test_tail_average_is_the_mean_of_the_last_steps_weights():
     """pretrain_average: the weights after the last fraction of the steps are averaged and
     written back; earlier steps do not count; 0 leaves the weights as they are."""

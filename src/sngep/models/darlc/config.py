@@ -132,6 +132,10 @@ class DARLCConfig:
     # of the pretraining steps (tail / stochastic weight averaging, Izmailov et al. 2018) and
     # the joint stage starts from the average; 0: from the last step's weights
     pretrain_average: float = 0.0
+    # not in the paper: > 0, L_rec also asks a linear map of the [CLS] token of the unmasked
+    # image to regenerate the whole positive view (in the tissue), with this weight: the MAE
+    # decoder reads the patch tokens, so nothing else asks the [CLS] token to hold the view
+    cls_rec: float = 0.0
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
     pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
@@ -323,7 +327,7 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
-        for name in ("clr_weight", "decorrelation", "weight_decay", "lap_prox"):
+        for name in ("clr_weight", "decorrelation", "weight_decay", "lap_prox", "cls_rec"):
             val = getattr(self, name)
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"
