@@ -1011,6 +1011,19 @@ def _correlation_neighbours(images: torch.Tensor, k: int) -> np.ndarray:
     return similarity_neighbours(unit, k)
 
 
+def _training_views(
+    views: np.ndarray, similarity: Any, cfg: DARLCConfig, mask: np.ndarray | None
+) -> np.ndarray:
+    """The positive views training uses: ``views``, pooled over each gene's S-neighbours
+    with ``view_pooling`` (:func:`pool_views`)."""
+    if not cfg.view_pooling:
+        return views
+    if similarity is None:
+        msg = "view_pooling > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
+        raise ValueError(msg)
+    return pool_views(views, similarity_rows(similarity), cfg.view_pooling, mask)
+
+
 def _set_exclusions(data: _Data) -> None:
     """The graph of ``clr_image_exclusions``: each gene's most correlated genes by its
     standardised image."""
@@ -1066,11 +1079,7 @@ def fit(
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(random_state)
         net = DARLCNet(tuple(images.shape[1:]), cfg, n_clusters, mask=mask).to(device)
-        if cfg.view_pooling:
-            if similarity is None:
-                msg = "view_pooling > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
-                raise ValueError(msg)
-            views = pool_views(views, similarity_rows(similarity), cfg.view_pooling, mask)
+        views = _training_views(views, similarity, cfg, mask)
         pixel_weight = None
         if cfg.rec_in_tissue and mask is not None:
             pixel_weight = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
