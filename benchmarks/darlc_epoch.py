@@ -214,7 +214,8 @@ def _pretrain_step(preset: str, image_shape: tuple[int, int], autocast: bool = F
     return train_step, net, cfg, opt
 
 
-def _median_s(fn, repeats: int, warmup: int = 2) -> float:
+def _times_s(fn, repeats: int, warmup: int) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         fn()
     times = []
@@ -222,7 +223,11 @@ def _median_s(fn, repeats: int, warmup: int = 2) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return times
+
+
+def _median_s(fn, repeats: int, warmup: int = 2) -> float:
+    return statistics.median(_times_s(fn, repeats, warmup))
 
 
 def step_routes(preset: str, image_shape: tuple[int, int], repeats: int = 10) -> dict:
@@ -275,21 +280,10 @@ def step_flops(preset: str, image_shape: tuple[int, int], repeats: int = 5) -> d
         train_step()
     flops = counter.get_total_flops()
     by_op = {str(op).split(".")[1]: n for op, n in counter.get_flop_counts()["Global"].items()}
-    train_step()  # warm-up
-    step_times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        train_step()
-        step_times.append(time.perf_counter() - t)
-
+    step_times = _times_s(train_step, repeats, warmup=1)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    torch.matmul(a, b)
-    mm_times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        torch.matmul(a, b)
-        mm_times.append(time.perf_counter() - t)
-    step_s, mm_s = statistics.median(step_times), statistics.median(mm_times)
+    mm_s = _median_s(lambda: torch.matmul(a, b), 5, warmup=1)
+    step_s = statistics.median(step_times)
     vit = flops / step_s / 1e9
     mm = 2 * 2048**3 / mm_s / 1e9
     return {
@@ -394,13 +388,13 @@ def main(
         "extrapolated": {},
         "machine": machine(),
     }
+    presets = {"flops": ("default", "paper"), "routes": ("default",)}  # others: fast, paper
     for part, step, args in (
         ("flops", step_flops, lambda p: (p, shape)),
         ("gat", step_gat, lambda p: (p,)),
         ("darlc", step_darlc, lambda p: (p, n_fast if p == "fast" else n_paper)),
         ("routes", step_routes, lambda p: (p, shape)),
     ):
-        presets = {"flops": ("default", "paper"), "routes": ("default",)}
         for preset in presets.get(part, ("fast", "paper")):
             if part in parts or preset not in old.get(part, {}):
                 out[part][preset] = in_fresh_process(step, *args(preset))

@@ -25,6 +25,7 @@ from typing import Any
 from benchmarks._common import (
     in_fresh_process,
     machine,
+    parse_set,
     peak_rss_mb,
     set_thread_env,
     write_json,
@@ -75,8 +76,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--darlc-set", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--tag", default="", help="suffix of the output file")
     args = p.parse_args(argv)
-    from benchmarks._common import parse_set
-
     darlc_set = parse_set(args.darlc_set)
     runs = []
     for threads in args.threads:
