@@ -196,6 +196,26 @@ def test_switches_change_the_fit_and_repeat_it(data, switch):
     assert not np.allclose(a, fit())
 
 
+def test_consensus_start_repeats_and_runs_without_the_similarity(data, monkeypatch):
+    """cluster_init='consensus' gives the same labels twice with one seed; without a seeding
+    similarity it says so and starts from the graphs of z and the views alone."""
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4, cluster_init="consensus")
+
+    def fit(similarity, **over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=similarity, show_progress_bar=False).labels_
+
+    from sngep.models.darlc import train
+
+    np.testing.assert_array_equal(fit(sim), fit(sim))
+    said = []
+    monkeypatch.setattr(train.logg, "warning", lambda msg, **kw: said.append(msg))
+    labels = fit(None, clr_neighbours=0, use_lap=False)
+    assert any("no seeding similarity" in m for m in said)
+    assert len(np.unique(labels)) == 3
+
+
 def test_view_pooling_needs_the_similarity(data):
     images, mask, _, _ = data
     kw = dict(FAST, view_pooling=3, clr_neighbours=0, use_lap=False, cluster_init="kmeans")
@@ -297,3 +317,25 @@ def test_model_size_fields_shape_the_network_and_survive_save_load(data, tmp_pat
     ):
         with pytest.raises(ValueError, match=match):
             DARLC(3, **bad, **FAST)
+
+
+def test_lap_graph_consensus_pulls_z_over_the_consensus_graph(data):
+    """lap_graph='consensus' with lap_prox > 0: X_darlc is the proximal step of eq. 17 over
+    the sum of the kNN graphs of the pretrained z, the rows of S and the views, not over S
+    (no joint epoch here, so the pretrained z is the model's own z)."""
+    from sngep.models.darlc.losses import laplacian_prox, normalized_similarity
+    from sngep.models.darlc.train import consensus_graph, similarity_rows
+
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4, epochs=0, lap_prox=1.0)
+    m = DARLC(3, random_state=0, lap_graph="consensus", **kw)
+    m.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    own = m.embed(images)
+    graph = consensus_graph([own, similarity_rows(sim), m.views_[:, mask]])
+    want = laplacian_prox(torch.as_tensor(own), normalized_similarity(graph), 1.0).numpy()
+    np.testing.assert_allclose(m.embedding_, want, atol=1e-4)
+    on_s = laplacian_prox(torch.as_tensor(own), normalized_similarity(sim), 1.0).numpy()
+    assert not np.allclose(m.embedding_, on_s, atol=1e-3)
+    assert "_lap_graph" not in m.summary_
+    with pytest.raises(ValueError, match="lap_graph"):
+        DARLC(3, lap_graph="views")

@@ -733,3 +733,41 @@ def test_weight_decay_shrinks_module_i_weight_matrices_only():
     for bad in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="weight_decay"):
             DARLCConfig.from_preset("fast", weight_decay=bad)
+
+
+def test_consensus_start_follows_the_neighbours_two_representations_share(monkeypatch):
+    """cluster_init='consensus': Leiden on the sum of the kNN graphs of z, the rows of S and
+    the views. Each representation misplaces a different fifth of the genes (their
+    coordinates are those of another block), so each alone gets those genes wrong, while
+    the summed graph, where two of three representations agree, gets every gene right."""
+    import numpy as np
+
+    from sngep.metrics import ari
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.smm import StudentTMixture
+    from sngep.models.darlc.train import consensus_graph, init_mixture
+
+    rng = np.random.default_rng(0)
+    blocks = np.repeat(np.arange(3), 20)
+    reps = []
+    for part in range(3):  # genes 4 * part .. 4 * part + 3 of every block are misplaced here
+        shown = blocks.copy()
+        wrong = np.flatnonzero(np.arange(60) % 20 // 4 == part)
+        shown[wrong] = (blocks[wrong] + 1) % 3
+        reps.append(np.eye(3)[shown] * 5 + rng.normal(0, 0.3, (60, 3)))
+    seen = {}
+    smm = StudentTMixture(3, 3, covariance="diag")
+
+    def capture(x, n_iter, init, labels=None, **kw):
+        seen["labels"] = np.asarray(labels)
+        return {"log_posterior": [0.0]}
+
+    monkeypatch.setattr(smm, "fit_em", capture)
+    z = torch.as_tensor(reps[0])
+    cfg = DARLCConfig.from_preset("fast", cluster_init="consensus")
+    init_mixture(smm, z, cfg, 0, reps[1], reps[2])
+    assert ari(blocks, seen["labels"]) == pytest.approx(1.0)
+    init_mixture(smm, z, DARLCConfig.from_preset("fast", cluster_init="leiden"), 0)
+    assert ari(blocks, seen["labels"]) < 0.8  # z alone keeps its misplaced genes
+    graph = consensus_graph([reps[0], None, reps[2]])  # a missing representation is skipped
+    assert graph.shape == (60, 60) and abs(graph - graph.T).max() < 1e-6

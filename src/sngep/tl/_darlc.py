@@ -67,8 +67,10 @@ def darlc(
         the Laplacian loss (needed unless ``use_lap=False``) and its proximal step
         (``lap_prox > 0``), by the contrastive loss's neighbour positives (needed unless
         ``clr_neighbours=0``), by the pooled views (``view_pooling > 0``) and, with
-        ``cluster_init='seed_similarity'``, to start the mixture (the default preset starts
-        it from Leiden on the pretrained embedding, ``cluster_init='leiden'``).
+        ``cluster_init='seed_similarity'`` or ``'consensus'``, to start the mixture (the
+        default preset starts it from Leiden on the pretrained embedding,
+        ``cluster_init='leiden'``); with ``lap_graph='consensus'`` eq. 17's graph joins its
+        kNN graph to those of the pretrained embedding and of the views.
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the

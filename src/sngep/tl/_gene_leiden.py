@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -168,12 +168,14 @@ def leiden_labels(
     n_neighbors: int = 15,
     max_iter: int = 40,
     random_state: int = 0,
+    adjacency: Any = None,
 ) -> tuple[np.ndarray, float]:
     """Leiden on the kNN graph of the rows of ``x`` (scanpy's neighbours, igraph Leiden).
 
     With ``n_clusters`` the resolution is bisected (on its log) towards exactly that many
-    clusters; the closest count found within ``max_iter`` steps is kept. Returns the labels
-    (strings, as scanpy writes them) and the resolution used.
+    clusters; the closest count found within ``max_iter`` steps is kept. ``adjacency``: a
+    symmetric ``(n, n)`` weighted graph to cluster instead of ``x``'s kNN graph. Returns the
+    labels (strings, as scanpy writes them) and the resolution used.
     """
     import anndata as ad
     import scanpy as sc
@@ -184,7 +186,8 @@ def leiden_labels(
     g = ad.AnnData(X=np.zeros((n, 1), dtype=np.float32))
     # scanpy's default neighbour graph (exact Euclidean kNN, UMAP's fuzzy weights), built
     # without UMAP's numba kernels (sngep.tl._knn); Leiden reads it as the adjacency
-    adjacency = connectivities(np.asarray(x), max(min(n_neighbors, n - 1), min(2, n)))
+    if adjacency is None:
+        adjacency = connectivities(np.asarray(x), max(min(n_neighbors, n - 1), min(2, n)))
 
     def run(res: float) -> np.ndarray:
         sc.tl.leiden(

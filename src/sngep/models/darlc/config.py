@@ -13,7 +13,7 @@ from sngep._validate import is_int
 AUGMENTS = ("gat", "gat_spots", "gks", None)
 MIXTURES = ("smm", "gmm", None)
 COVARIANCES = ("full", "diag", "shrunk")
-CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity")
+CLUSTER_INITS = ("kmeans", "leiden", "kmeans++", "seed_similarity", "consensus")
 LR_SCHEDULES = ("constant", "cosine")
 HEADS = ("mlp", "standardise")
 REGRESS_OUT = (None, "detection")
@@ -105,7 +105,9 @@ class DARLCConfig:
     em_iter: int = 50
     em_iter_first: int = 200
     # SMM start, then EM: k-means (10 restarts) or Leiden on z, or Leiden on the rows of the
-    # seeding similarity ('seed_similarity': S informs the initial phase, as L_lap does)
+    # seeding similarity ('seed_similarity': S informs the initial phase, as L_lap does), or
+    # Leiden on the sum of three kNN graphs: of z, of the rows of S and of the positive views
+    # ('consensus': a neighbour that two of the three representations share weighs double)
     cluster_init: str = "kmeans"
     em_restart: bool = False  # also try a fresh k-means++ EM each epoch (train.refit_mixture)
     min_cluster_frac: float = 0.1  # with em_restart: a cluster < frac * N / K genes is invalid
@@ -120,6 +122,11 @@ class DARLCConfig:
     # each gene's z pulled towards its neighbours in S, at once, where L_lap's one gradient
     # step per joint epoch barely moves z; X_darlc is that z. 0: the mixture clusters z
     lap_prox: float = 0.0
+    # not in the paper: the graph of eq. 17 (L_lap and lap_prox). 'similarity': the seeding
+    # similarity S (eq. 17); 'consensus': the sum of the 15-NN graphs of the pretrained z,
+    # the rows of S and the positive views (train.consensus_graph), built once after the
+    # pretraining, so that a gene whose z disagrees with its S-neighbours keeps its own
+    lap_graph: str = "similarity"
     # optimisation (Algorithm 1)
     lr: float = 1e-3
     lr_schedule: str = "constant"  # pretraining lr: 'constant' or 'cosine' (5 % warm-up)
@@ -252,6 +259,7 @@ class DARLCConfig:
         for name, allowed in (
             ("covariance", COVARIANCES),
             ("cluster_init", CLUSTER_INITS),
+            ("lap_graph", ("similarity", "consensus")),
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),

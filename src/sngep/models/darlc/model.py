@@ -153,8 +153,9 @@ class DARLC:
         self.mask = np.asarray(mask, dtype=bool)
         self.var_names = None if var_names is None else [str(v) for v in var_names]
         self.embedding_ = self._embed_normalised(encoder_x)
+        graph = self.summary_.pop("_lap_graph", None)  # lap_graph='consensus'
         if self.config.lap_prox > 0:  # the z the mixture was trained on (train.mixture_z)
-            a = normalized_similarity(similarity)
+            a = normalized_similarity(similarity) if graph is None else graph.cpu()
             z = mixture_z(torch.as_tensor(self.embedding_), a, self.config)
             self.embedding_ = z.numpy().astype(np.float32)
         self.centers_ = None

@@ -160,8 +160,10 @@ class _Data:
     cfg: DARLCConfig
     gen: torch.Generator
     seed: int
-    # (N, N) unit rows of S for cluster_init='seed_similarity'
+    # (N, N) unit rows of S for cluster_init='seed_similarity' or 'consensus'
     similarity_rows: np.ndarray | None = None
+    # (N, P) the positive views over the tissue's P pixels, for cluster_init='consensus'
+    view_rows: np.ndarray | None = None
     # clr_queue > 0: the latest target embeddings and the genes they embed (oldest first)
     queue: torch.Tensor | None = None
     queue_genes: torch.Tensor | None = None
@@ -561,6 +563,7 @@ def init_mixture(
     cfg: DARLCConfig,
     seed: int,
     similarity_rows: np.ndarray | None = None,
+    view_rows: np.ndarray | None = None,
 ) -> dict:
     """Start Theta from a partition, then MAP-EM on z.
 
@@ -569,21 +572,25 @@ def init_mixture(
     resolution gives exactly K, the closest partition split or merged to K by
     :func:`exactly_k`), ``'seed_similarity'`` (the same Leiden on
     ``similarity_rows``, each gene's row of the seeding similarity: main 3.3.2 has S inform
-    the initial phase of clustering; k-means on z without it) or ``'kmeans++'`` (our
-    k-means++, 3 starts, MAP-score selection: the start the issue-10 review found to prefer
-    degenerate fits).
+    the initial phase of clustering; k-means on z without it), ``'consensus'`` (the same
+    Leiden on :func:`consensus_graph` of z, ``similarity_rows`` and ``view_rows``) or
+    ``'kmeans++'`` (our k-means++, 3 starts, MAP-score selection: the start the issue-10
+    review found to prefer degenerate fits).
     """
     zn = z.detach().cpu().double().numpy()
     k = smm.n_components
     labels = None
-    if cfg.cluster_init in ("leiden", "seed_similarity"):
+    if cfg.cluster_init in ("leiden", "seed_similarity", "consensus"):
         from sngep.tl._gene_leiden import leiden_labels
 
         rep = similarity_rows if cfg.cluster_init == "seed_similarity" else zn
+        graph = None
+        if cfg.cluster_init == "consensus":
+            graph = consensus_graph([zn, similarity_rows, view_rows])
         if rep is not None:
-            found, _ = leiden_labels(rep, n_clusters=k, random_state=seed)
+            found, _ = leiden_labels(rep, n_clusters=k, random_state=seed, adjacency=graph)
             labels = exactly_k(rep, found, k, seed)
-    if cfg.cluster_init in ("kmeans", "leiden", "seed_similarity") and labels is None:
+    if cfg.cluster_init != "kmeans++" and labels is None:
         from sklearn.cluster import KMeans
 
         labels = KMeans(k, n_init=10, random_state=seed).fit_predict(zn)
@@ -592,6 +599,16 @@ def init_mixture(
     else:
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="kmeans++", random_state=seed)
     return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+
+
+def consensus_graph(reps: list[np.ndarray | None], n_neighbors: int = 15) -> Any:
+    """The sum of the 15-NN graphs (scanpy's fuzzy connectivities) of each representation
+    in ``reps`` (rows are genes; ``None`` entries are skipped): an edge that several
+    representations draw counts once per representation. ``cluster_init='consensus'``."""
+    from sngep.tl._knn import connectivities
+
+    graphs = [connectivities(r, min(n_neighbors, r.shape[0] - 1)) for r in reps if r is not None]
+    return sum(graphs[1:], graphs[0])
 
 
 def exactly_k(x: np.ndarray, labels: Any, k: int, seed: int) -> np.ndarray | None:
@@ -924,7 +941,7 @@ def joint_epoch(
     labels, q_all = None, None
     if net.smm is not None:
         if labels_prev is None:
-            em = init_mixture(net.smm, z_all, cfg, data.seed, data.similarity_rows)
+            em = init_mixture(net.smm, z_all, cfg, data.seed, data.similarity_rows, data.view_rows)
         else:
             em = refit_mixture(net.smm, z_all, cfg, labels_prev, data.seed + epoch)
         stats["em_log_posterior"] = float(em["log_posterior"])
@@ -961,7 +978,7 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
     if initialised:
         net.smm.fit_em(z_all, n_iter=data.cfg.em_iter, init="current")
     else:
-        init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows)
+        init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
 
 
 # --------------------------------------------------------------------------------------
@@ -974,6 +991,46 @@ def _set_smoothed(net: DARLCNet, data: _Data) -> None:
     if enc.smoother is None:
         return
     data.xs, data.vs = (in_chunks(enc.smooth, t) for t in (data.x, data.v))
+
+
+def _set_start_reps(data: _Data, similarity: Any, mask: np.ndarray | None) -> None:
+    """What ``cluster_init`` and ``lap_graph`` read besides z: the rows of S
+    (``'seed_similarity'``, ``'consensus'``) and the positive views over the tissue
+    (``'consensus'``)."""
+    cfg = data.cfg
+    consensus = cfg.cluster_init == "consensus" or _consensus_lap(cfg)
+    if not consensus and cfg.cluster_init != "seed_similarity":
+        return
+    if similarity is None:
+        logg.warning(
+            "no seeding similarity: the 'consensus' graph (cluster_init or lap_graph) joins "
+            "the graphs of z and the views only (run sngep.tl.seed_similarity to add S)"
+            if consensus
+            else "no seeding similarity: cluster_init='seed_similarity' starts the mixture "
+            "from k-means on z instead (run sngep.tl.seed_similarity to use it)"
+        )
+    else:
+        data.similarity_rows = similarity_rows(similarity)
+    if consensus:
+        views = data.v.detach().cpu().numpy()
+        data.view_rows = (
+            views[:, np.asarray(mask, bool)] if mask is not None else views.reshape(len(views), -1)
+        )
+
+
+def _consensus_lap(cfg: DARLCConfig) -> bool:
+    return cfg.lap_graph == "consensus" and (cfg.use_lap or cfg.lap_prox > 0)
+
+
+@torch.no_grad()
+def _set_consensus_lap(net: DARLCNet, data: _Data) -> None:
+    """``lap_graph='consensus'``: eq. 17's graph becomes :func:`consensus_graph` of the
+    pretrained z, the rows of S and the positive views (after the pretraining)."""
+    if not _consensus_lap(data.cfg):
+        return
+    _, z_all = calibrated_z(net, data)
+    graph = consensus_graph([z_all.cpu().numpy(), data.similarity_rows, data.view_rows])
+    data.s_norm = normalized_similarity(graph).to(data.x.device)
 
 
 def _set_neighbours(data: _Data, similarity: Any, device: torch.device) -> None:
@@ -1098,14 +1155,7 @@ def fit(
         )
         data.cov = net.covariates(data.x)
         _set_smoothed(net, data)
-        if cfg.cluster_init == "seed_similarity":
-            if similarity is None:
-                logg.warning(
-                    "cluster_init='seed_similarity' without a seeding similarity: the mixture "
-                    "starts from k-means on z (run sngep.tl.seed_similarity to use it)"
-                )
-            else:
-                data.similarity_rows = similarity_rows(similarity)
+        _set_start_reps(data, similarity, mask)
         if cfg.uses_neighbours:
             _set_neighbours(data, similarity, device)
         if cfg.clr_image_exclusions and cfg.use_clr:
@@ -1119,6 +1169,7 @@ def fit(
         clock = time.perf_counter()
         records = pretrain(net, data, opt, bar)
         seconds = {"pretrain": time.perf_counter() - clock}
+        _set_consensus_lap(net, data)
         for group in opt.param_groups:
             group["lr"] = _joint_lr(cfg)
         for group in joint_optimizer_groups(net, cfg):
@@ -1156,4 +1207,6 @@ def fit(
         "n_tokens": net.module_i.encoder.n_patches,
         "seconds": seconds,
     }
+    if _consensus_lap(cfg):  # eq. 17's graph, for the model's X_darlc (popped there)
+        summary["_lap_graph"] = data.s_norm
     return net, history, summary
