@@ -199,14 +199,14 @@ def test_switches_change_the_fit_and_repeat_it(data, switch):
 def test_consensus_start_repeats_and_runs_without_the_similarity(data, monkeypatch):
     """cluster_init='consensus' gives the same labels twice with one seed; without a seeding
     similarity it says so and starts from the graphs of z and the views alone."""
+    from sngep.models.darlc import train
+
     images, mask, sim, _ = data
     kw = dict(FAST, pretrain_steps=6, batch_size=4, cluster_init="consensus")
 
     def fit(similarity, **over):
         m = DARLC(3, random_state=0, **kw, **over)
         return m.fit(images, mask=mask, similarity=similarity, show_progress_bar=False).labels_
-
-    from sngep.models.darlc import train
 
     np.testing.assert_array_equal(fit(sim), fit(sim))
     said = []

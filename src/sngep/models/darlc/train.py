@@ -602,9 +602,10 @@ def init_mixture(
 
 
 def consensus_graph(reps: list[np.ndarray | None], n_neighbors: int = 15) -> Any:
-    """The sum of the 15-NN graphs (scanpy's fuzzy connectivities) of each representation
-    in ``reps`` (rows are genes; ``None`` entries are skipped): an edge that several
-    representations draw counts once per representation. ``cluster_init='consensus'``."""
+    """The sum of the ``n_neighbors``-NN graphs (scanpy's fuzzy connectivities) of each
+    representation in ``reps`` (rows are genes; ``None`` entries are skipped): an edge that
+    several representations draw counts once per representation. ``cluster_init`` and
+    ``lap_graph`` ``'consensus'``."""
     from sngep.tl._knn import connectivities
 
     graphs = [connectivities(r, min(n_neighbors, r.shape[0] - 1)) for r in reps if r is not None]
