@@ -321,8 +321,8 @@ def test_model_size_fields_shape_the_network_and_survive_save_load(data, tmp_pat
 
 def test_lap_graph_consensus_pulls_z_over_the_consensus_graph(data):
     """lap_graph='consensus' with lap_prox > 0: X_darlc is the proximal step of eq. 17 over
-    the sum of the kNN graphs of the pretrained z, the rows of S and the views, not over S
-    (no joint epoch here, so the pretrained z is the model's own z)."""
+    the sum of the kNN graphs of the pretrained z, the rows of S and the views, not over S;
+    'views' leaves S out (no joint epoch here, so the pretrained z is the model's own z)."""
     from sngep.models.darlc.losses import laplacian_prox, normalized_similarity
     from sngep.models.darlc.train import consensus_graph, similarity_rows
 
@@ -337,5 +337,11 @@ def test_lap_graph_consensus_pulls_z_over_the_consensus_graph(data):
     on_s = laplacian_prox(torch.as_tensor(own), normalized_similarity(sim), 1.0).numpy()
     assert not np.allclose(m.embedding_, on_s, atol=1e-3)
     assert "_lap_graph" not in m.summary_
+    views = DARLC(3, random_state=0, lap_graph="views", **kw)  # the same without S
+    views.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    graph = consensus_graph([views.embed(images), views.views_[:, mask]])
+    own = torch.as_tensor(views.embed(images))
+    want = laplacian_prox(own, normalized_similarity(graph), 1.0).numpy()
+    np.testing.assert_allclose(views.embedding_, want, atol=1e-4)
     with pytest.raises(ValueError, match="lap_graph"):
-        DARLC(3, lap_graph="views")
+        DARLC(3, lap_graph="images")

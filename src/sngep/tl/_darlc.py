@@ -70,7 +70,8 @@ def darlc(
         ``cluster_init='seed_similarity'`` or ``'consensus'``, to start the mixture (the
         default preset starts it from Leiden on the pretrained embedding,
         ``cluster_init='leiden'``); with ``lap_graph='consensus'`` eq. 17's graph joins its
-        kNN graph to those of the pretrained embedding and of the views.
+        kNN graph to those of the pretrained embedding and of the views (``'views'``: those
+        two without S).
     preset
         ``'default'`` (what our benchmarks support on a CPU; every departure from the paper
         is listed in the docs page "Where sngep departs from the paper"), ``'fast'`` (the

@@ -125,7 +125,8 @@ class DARLCConfig:
     # not in the paper: the graph of eq. 17 (L_lap and lap_prox). 'similarity': the seeding
     # similarity S (eq. 17); 'consensus': the sum of the 15-NN graphs of the pretrained z,
     # the rows of S and the positive views (train.consensus_graph), built once after the
-    # pretraining, so that a gene whose z disagrees with its S-neighbours keeps its own
+    # pretraining, so that a gene whose z disagrees with its S-neighbours keeps its own;
+    # 'views': the same sum without S (the pretrained z and the views)
     lap_graph: str = "similarity"
     # optimisation (Algorithm 1)
     lr: float = 1e-3
@@ -259,7 +260,7 @@ class DARLCConfig:
         for name, allowed in (
             ("covariance", COVARIANCES),
             ("cluster_init", CLUSTER_INITS),
-            ("lap_graph", ("similarity", "consensus")),
+            ("lap_graph", ("similarity", "consensus", "views")),
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),

@@ -1020,17 +1020,19 @@ def _set_start_reps(data: _Data, similarity: Any, mask: np.ndarray | None) -> No
 
 
 def _consensus_lap(cfg: DARLCConfig) -> bool:
-    return cfg.lap_graph == "consensus" and (cfg.use_lap or cfg.lap_prox > 0)
+    return cfg.lap_graph != "similarity" and (cfg.use_lap or cfg.lap_prox > 0)
 
 
 @torch.no_grad()
 def _set_consensus_lap(net: DARLCNet, data: _Data) -> None:
     """``lap_graph='consensus'``: eq. 17's graph becomes :func:`consensus_graph` of the
-    pretrained z, the rows of S and the positive views (after the pretraining)."""
+    pretrained z, the rows of S and the positive views (after the pretraining);
+    ``'views'``: of the pretrained z and the views."""
     if not _consensus_lap(data.cfg):
         return
     _, z_all = calibrated_z(net, data)
-    graph = consensus_graph([z_all.cpu().numpy(), data.similarity_rows, data.view_rows])
+    rows = data.similarity_rows if data.cfg.lap_graph == "consensus" else None
+    graph = consensus_graph([z_all.cpu().numpy(), rows, data.view_rows])
     data.s_norm = normalized_similarity(graph).to(data.x.device)
 
 
