@@ -162,7 +162,7 @@ class _Data:
     seed: int
     # (N, N) unit rows of S for cluster_init='seed_similarity' or 'consensus'
     similarity_rows: np.ndarray | None = None
-    # (N, P) the positive views over the tissue's P pixels, for cluster_init='consensus'
+    # (N, H W) the flattened positive views (0 outside the tissue), for the consensus graph
     view_rows: np.ndarray | None = None
     # clr_queue > 0: the latest target embeddings and the genes they embed (oldest first)
     queue: torch.Tensor | None = None
@@ -994,10 +994,10 @@ def _set_smoothed(net: DARLCNet, data: _Data) -> None:
     data.xs, data.vs = (in_chunks(enc.smooth, t) for t in (data.x, data.v))
 
 
-def _set_start_reps(data: _Data, similarity: Any, mask: np.ndarray | None) -> None:
+def _set_start_reps(data: _Data, similarity: Any) -> None:
     """What ``cluster_init`` and ``lap_graph`` read besides z: the rows of S
-    (``'seed_similarity'``, ``'consensus'``) and the positive views over the tissue
-    (``'consensus'``)."""
+    (``'seed_similarity'``, ``'consensus'``) and the flattened positive views
+    (``'consensus'``; 0 outside the tissue, so their distances are the tissue's)."""
     cfg = data.cfg
     consensus = cfg.cluster_init == "consensus" or _consensus_lap(cfg)
     if not consensus and cfg.cluster_init != "seed_similarity":
@@ -1013,10 +1013,7 @@ def _set_start_reps(data: _Data, similarity: Any, mask: np.ndarray | None) -> No
     else:
         data.similarity_rows = similarity_rows(similarity)
     if consensus:
-        views = data.v.detach().cpu().numpy()
-        data.view_rows = (
-            views[:, np.asarray(mask, bool)] if mask is not None else views.reshape(len(views), -1)
-        )
+        data.view_rows = data.v.detach().reshape(data.n, -1).cpu().numpy()
 
 
 def _consensus_lap(cfg: DARLCConfig) -> bool:
@@ -1158,7 +1155,7 @@ def fit(
         )
         data.cov = net.covariates(data.x)
         _set_smoothed(net, data)
-        _set_start_reps(data, similarity, mask)
+        _set_start_reps(data, similarity)
         if cfg.uses_neighbours:
             _set_neighbours(data, similarity, device)
         if cfg.clr_image_exclusions and cfg.use_clr:
