@@ -345,3 +345,27 @@ def test_lap_graph_consensus_pulls_z_over_the_consensus_graph(data):
     np.testing.assert_allclose(views.embedding_, want, atol=1e-4)
     with pytest.raises(ValueError, match="lap_graph"):
         DARLC(3, lap_graph="images")
+
+
+def test_lap_weight_detection_pulls_sparse_genes_more(data):
+    """lap_weight='detection': X_darlc is the weighted proximal step, each gene's weight its
+    detection rate over the genes' mean (floored at 0.05), the model's own z as the data."""
+    from sngep.models.darlc.losses import laplacian_prox, normalized_similarity
+    from sngep.models.darlc.smoothing import detection_rate
+    from sngep.models.darlc.train import normalise_images
+
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4, epochs=0, lap_prox=1.0)
+    m = DARLC(3, random_state=0, lap_weight="detection", **kw)
+    m.fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    x = torch.as_tensor(normalise_images(images.astype(np.float32), mask))
+    d = detection_rate(x, torch.as_tensor(mask))
+    w = (d / d.mean()).clamp_min(0.05)
+    assert float(w.max() / w.min()) > 1.5  # the test data's genes differ in sparsity
+    own = torch.as_tensor(m.embed(images))
+    a = normalized_similarity(sim)
+    want = laplacian_prox(own, a, 1.0, weight=w).numpy()
+    np.testing.assert_allclose(m.embedding_, want, atol=1e-4)
+    assert not np.allclose(m.embedding_, laplacian_prox(own, a, 1.0).numpy(), atol=1e-3)
+    with pytest.raises(ValueError, match="lap_weight"):
+        DARLC(3, lap_weight="counts")

@@ -382,6 +382,33 @@ def test_laplacian_prox_solves_the_proximal_problem():
         laplacian_prox(z, a[:4, :4], 1.0)
 
 
+def test_weighted_laplacian_prox_is_the_empirical_bayes_posterior_mean():
+    """With weights w: Y = (W + lam (I - A))^-1 W Z, the minimiser of
+    1/2 sum_i w_i ||y_i - z_i||^2 + lam/2 Tr(Y^T L Y); a gene with a smaller w keeps less
+    of its own z; w = 1 is the unweighted step."""
+    n, d, lam = 15, 3, 1.0
+    S = np.abs(_sym(n, 6, density=0.5))
+    z = torch.tensor(np.random.default_rng(7).normal(size=(n, d)))
+    a = normalized_similarity(S, dtype=torch.float64)
+    w = torch.tensor(np.random.default_rng(8).uniform(0.05, 3.0, size=n))
+    want = np.linalg.solve(
+        np.diag(w.numpy()) + lam * (np.eye(n) - a.numpy()), w.numpy()[:, None] * z.numpy()
+    )
+    got = laplacian_prox(z, a, lam, weight=w, tol=1e-12)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-7, atol=1e-9)
+    ones = laplacian_prox(z, a, lam, weight=torch.ones(n, dtype=torch.float64), tol=1e-12)
+    np.testing.assert_allclose(ones.numpy(), laplacian_prox(z, a, lam, tol=1e-12).numpy())
+    # the gene with the smallest weight moves furthest from its own z, relative to the move
+    # it would make with weight 1
+    low = int(w.argmin())
+    moved_w = (got - z).norm(dim=1) / (ones - z).norm(dim=1)
+    assert moved_w[low] == moved_w.max() and moved_w[low] > 1.0
+    with pytest.raises(ValueError, match="weight"):
+        laplacian_prox(z, a, lam, weight=torch.zeros(n, dtype=torch.float64))
+    with pytest.raises(ValueError, match="weight"):
+        laplacian_prox(z, a, lam, weight=w[:4])
+
+
 def test_eta_schedule():
     assert eta_schedule(0, 50) == 0.5
     assert eta_schedule(25, 50) == pytest.approx(0.25)

@@ -128,6 +128,13 @@ class DARLCConfig:
     # pretraining, so that a gene whose z disagrees with its S-neighbours keeps its own;
     # 'views': the same sum without S (the pretrained z and the views)
     lap_graph: str = "similarity"
+    # not in the paper: how much each gene keeps of its own z under lap_prox. 'uniform': the
+    # same for every gene (the proximal step of eq. 17); 'detection': an empirical-Bayes
+    # weight, the precision of a gene's own z taken proportional to its detection rate (the
+    # share of tissue pixels above its floor; mean 1 over the genes, floored at 0.05), so a
+    # sparse gene borrows more from its neighbours than a densely measured one
+    # (losses.laplacian_prox's weight)
+    lap_weight: str = "uniform"
     # optimisation (Algorithm 1)
     lr: float = 1e-3
     lr_schedule: str = "constant"  # pretraining lr: 'constant' or 'cosine' (5 % warm-up)
@@ -261,6 +268,7 @@ class DARLCConfig:
             ("covariance", COVARIANCES),
             ("cluster_init", CLUSTER_INITS),
             ("lap_graph", ("similarity", "consensus", "views")),
+            ("lap_weight", ("uniform", "detection")),
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
             ("rec_target", ("raw", "view")),

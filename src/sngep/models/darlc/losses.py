@@ -451,17 +451,26 @@ def laplacian_loss(
 
 
 def laplacian_prox(
-    z: torch.Tensor, s_norm: torch.Tensor, lam: float, *, tol: float = 1e-6, max_iter: int = 500
+    z: torch.Tensor,
+    s_norm: torch.Tensor,
+    lam: float,
+    *,
+    weight: torch.Tensor | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
 ) -> torch.Tensor:
-    """Proximal step of eq. 17's ``L_lap`` at ``z``: ``argmin_Y 1/2 ||Y - Z||_F^2 + lam/2
-    Tr(Y^T (I - A) Y)`` with ``A = D^-1/2 S D^-1/2`` (:func:`normalized_similarity`).
+    """Proximal step of eq. 17's ``L_lap`` at ``z``: ``argmin_Y 1/2 sum_i w_i ||y_i - z_i||^2
+    + lam/2 Tr(Y^T (I - A) Y)`` with ``A = D^-1/2 S D^-1/2`` (:func:`normalized_similarity`)
+    and ``w = 1`` unless ``weight`` (``(N,)``, > 0) is given.
 
-    The minimiser solves ``((1 + lam) I - lam A) Y = Z``; ``A``'s eigenvalues lie in
-    ``[-1, 1]``, so ``Y = 1/(1 + lam) sum_k (lam / (1 + lam) A)^k Z``, a Neumann series whose
-    terms shrink at least by ``lam / (1 + lam)`` each (summed until a term is below ``tol``
-    times the first). Each gene's row is pulled towards its neighbours in S, the more the
-    larger ``lam``; ``lam = 0`` returns ``z``. Differentiable in ``z`` (``O(nnz(A) D)`` per
-    term, dense or sparse ``A``).
+    The minimiser solves ``(W + lam I - lam A) Y = W Z``; ``A``'s eigenvalues lie in
+    ``[-1, 1]``, so with ``M = W + lam I`` (diagonal) ``Y = sum_k (lam M^-1 A)^k M^-1 W Z``, a
+    Neumann series whose terms shrink at least by ``lam / (min w + lam)`` each (summed until
+    a term is below ``tol`` times the first). Each gene's row is pulled towards its
+    neighbours in S, the more the larger ``lam`` and the smaller its own ``w`` (an
+    empirical-Bayes posterior mean: ``w_i`` the precision of gene i's own z, the graph the
+    prior); ``lam = 0`` returns ``z``. Differentiable in ``z`` (``O(nnz(A) D)`` per term,
+    dense or sparse ``A``).
     """
     if lam < 0 or not math.isfinite(lam):
         msg = f"lam must be finite and >= 0, got {lam!r}"
@@ -470,14 +479,21 @@ def laplacian_prox(
     if z.ndim != 2 or tuple(s_norm.shape) != (n, n):
         msg = f"z must be (N, D) and s_norm (N, N); got {tuple(z.shape)} and {tuple(s_norm.shape)}"
         raise ValueError(msg)
+    if weight is not None and (tuple(weight.shape) != (n,) or not bool((weight > 0).all())):
+        msg = f"weight must be (N,) = ({n},) and > 0"
+        raise ValueError(msg)
     if lam == 0:
         return z
     a = s_norm.to(dtype=z.dtype, device=z.device)
-    r = lam / (1.0 + lam)
-    term = z / (1.0 + lam)
+    if weight is None:
+        w = torch.ones(n, 1, dtype=z.dtype, device=z.device)
+    else:
+        w = weight.to(dtype=z.dtype, device=z.device).reshape(n, 1)
+    step = lam / (w + lam)  # lam M^-1, per gene
+    term = z * (w / (w + lam))
     out, first = term, float(term.detach().norm()) or 1.0
     for _ in range(max_iter):
-        term = r * (torch.sparse.mm(a, term) if a.layout == torch.sparse_coo else a @ term)
+        term = step * (torch.sparse.mm(a, term) if a.layout == torch.sparse_coo else a @ term)
         out = out + term
         if float(term.detach().norm()) <= tol * first:
             break

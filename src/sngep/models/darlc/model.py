@@ -13,7 +13,14 @@ import torch
 from sngep.models.darlc._device import resolve_device
 from sngep.models.darlc.config import DARLCConfig
 from sngep.models.darlc.losses import normalized_similarity
-from sngep.models.darlc.train import DARLCNet, embed_all, fit, mixture_z, normalise_images
+from sngep.models.darlc.train import (
+    DARLCNet,
+    embed_all,
+    fit,
+    lap_weights,
+    mixture_z,
+    normalise_images,
+)
 from sngep.models.darlc.views import denoise_new, make_views
 
 _FORMAT = 1
@@ -156,7 +163,8 @@ class DARLC:
         graph = self.summary_.pop("_lap_graph", None)  # lap_graph='consensus'
         if self.config.lap_prox > 0:  # the z the mixture was trained on (train.mixture_z)
             a = normalized_similarity(similarity) if graph is None else graph.cpu()
-            z = mixture_z(torch.as_tensor(self.embedding_), a, self.config)
+            w = lap_weights(torch.as_tensor(encoder_x), self.mask, self.config)
+            z = mixture_z(torch.as_tensor(self.embedding_), a, self.config, w)
             self.embedding_ = z.numpy().astype(np.float32)
         self.centers_ = None
         if self.net.smm is None:

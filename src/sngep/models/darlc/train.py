@@ -41,7 +41,7 @@ from sngep.models.darlc.losses import (
     normalized_similarity,
 )
 from sngep.models.darlc.smm import StudentTMixture, kl_loss, size_loss, target_distribution
-from sngep.models.darlc.smoothing import in_chunks
+from sngep.models.darlc.smoothing import detection_rate, in_chunks
 from sngep.models.darlc.vit import ModuleI, ProjectionHead
 
 
@@ -183,6 +183,8 @@ class _Data:
     # lap_prox > 0: mixture_z(z_all) - z_all at the start of the joint epoch; L2 adds it to
     # each batch's z (the neighbours' pull, fixed within the epoch as the DEC target P is)
     prox_shift: torch.Tensor | None = None
+    # lap_weight='detection': (N,) each gene's weight on its own z in the pull (lap_weights)
+    lap_weight: torch.Tensor | None = None
 
     def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
         """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
@@ -454,12 +456,29 @@ def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor
     return h_all, net.head(h_all, data.cov)
 
 
-def mixture_z(z_all: torch.Tensor, s_norm: torch.Tensor | None, cfg: DARLCConfig) -> torch.Tensor:
+def mixture_z(
+    z_all: torch.Tensor,
+    s_norm: torch.Tensor | None,
+    cfg: DARLCConfig,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """What the mixture clusters: ``z`` of every gene, or with ``lap_prox > 0`` the proximal
-    step of L_lap (eq. 17) at it (:func:`losses.laplacian_prox`)."""
+    step of L_lap (eq. 17) at it (:func:`losses.laplacian_prox`; ``weight``: each gene's
+    weight on its own z, :func:`lap_weights`)."""
     if cfg.lap_prox <= 0 or s_norm is None:
         return z_all
-    return laplacian_prox(z_all, s_norm, cfg.lap_prox)
+    return laplacian_prox(z_all, s_norm, cfg.lap_prox, weight=weight)
+
+
+def lap_weights(x: torch.Tensor, mask: np.ndarray | None, cfg: DARLCConfig) -> torch.Tensor | None:
+    """``lap_weight='detection'``: each gene's detection rate in the tissue over the genes'
+    mean, floored at 0.05 (the precision of its own z in the pull; None otherwise)."""
+    if cfg.lap_prox <= 0 or cfg.lap_weight == "uniform":
+        return None
+    shape = tuple(x.shape[1:])
+    tissue = np.ones(shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    d = detection_rate(x, torch.as_tensor(tissue, device=x.device))
+    return (d / d.mean().clamp_min(1e-12)).clamp_min(0.05)
 
 
 def _lr_lambda(cfg: DARLCConfig, total: int):
@@ -774,7 +793,7 @@ def l1_step(
     terms: dict[str, torch.Tensor] = {}
     part1 = z_leaf.sum() * 0.0
     if net.smm is not None:
-        z_mix = mixture_z(z_leaf, data.s_norm, cfg)
+        z_mix = mixture_z(z_leaf, data.s_norm, cfg, data.lap_weight)
         z_ll = z_mix if cfg.ll_to_encoder else z_mix.detach()
         terms["ll"] = torch.logsumexp(net.smm.log_joint(z_ll), dim=1).mean()  # eq. 18, per gene
         q = torch.softmax(net.smm.log_joint(z_mix), dim=1)
@@ -937,7 +956,7 @@ def joint_epoch(
     stats: dict[str, float] = {"phase": 1.0}
     clock = time.perf_counter()
     h_all, z_all = calibrated_z(net, data)
-    z_own, z_all = z_all, mixture_z(z_all, data.s_norm, cfg)
+    z_own, z_all = z_all, mixture_z(z_all, data.s_norm, cfg, data.lap_weight)
     data.prox_shift = None if z_all is z_own else z_all - z_own
     labels, q_all = None, None
     if net.smm is not None:
@@ -973,7 +992,7 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
     """Calibrate the head on the final embedding and refit Theta there (warm EM, no restart;
     the first fit when no joint epoch ran)."""
     _, z_all = calibrated_z(net, data)
-    z_all = mixture_z(z_all, data.s_norm, data.cfg)
+    z_all = mixture_z(z_all, data.s_norm, data.cfg, data.lap_weight)
     if net.smm is None:
         return
     if initialised:
@@ -1154,6 +1173,7 @@ def fit(
             seed=int(random_state),
         )
         data.cov = net.covariates(data.x)
+        data.lap_weight = lap_weights(data.x, mask, cfg)
         _set_smoothed(net, data)
         _set_start_reps(data, similarity)
         if cfg.uses_neighbours:
