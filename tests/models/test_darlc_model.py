@@ -249,8 +249,12 @@ def test_lap_prox_clusters_the_proximal_step_of_l_lap(data):
     assert laplacian_loss(torch.as_tensor(m.embedding_), a) < 0.75 * laplacian_loss(own, a)
     np.testing.assert_array_equal(m.labels_, m._soft(m.embedding_).argmax(axis=1))
     assert not np.allclose(m.embedding_, fit(lap_prox=0.0).embedding_)
-    with pytest.raises(ValueError, match="lap_prox > 0 needs the seeding similarity"):
-        fit(similarity=None, lap_prox=1.0, use_lap=False, clr_neighbours=0, cluster_init="kmeans")
+    without_s = dict(similarity=None, use_lap=False, clr_neighbours=0, cluster_init="kmeans")
+    with pytest.raises(ValueError, match="lap_prox > 0 over lap_graph='similarity' needs"):
+        fit(lap_prox=1.0, **without_s)
+    # over the graph of z and the views the pull needs no S
+    views_only = fit(lap_prox=1.0, lap_graph="views", **without_s)
+    assert not np.allclose(views_only.embedding_, views_only.embed(images), atol=1e-3)
     with pytest.raises(ValueError, match="lap_prox"):
         DARLC(3, lap_prox=-1.0)
 

@@ -119,8 +119,15 @@ class DARLC:
         if self.config.use_lap and similarity is None:
             msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
-        if self.config.lap_prox > 0 and similarity is None:
-            msg = "lap_prox > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
+        if (
+            self.config.lap_prox > 0
+            and self.config.lap_graph == "similarity"
+            and similarity is None
+        ):
+            msg = (
+                "lap_prox > 0 over lap_graph='similarity' needs the seeding similarity "
+                "(sngep.tl.seed_similarity); lap_graph='views' does not"
+            )
             raise ValueError(msg)
         if self.config.uses_neighbours and similarity is None:
             msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
