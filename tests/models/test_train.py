@@ -106,6 +106,7 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
     [
         ("raw", "mlp", None, 0.0),
         ("view", "mlp", None, 0.0),
+        ("mix", "standardise", None, 0.0),
         ("view", "standardise", None, 0.0),
         ("view", "standardise", "detection", 0.0),
         ("view", "standardise", None, 2.0),
@@ -145,7 +146,7 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(
     h = torch.cat([net.features(data.x[i : i + bs]) for i in range(0, n, bs)])
     z = net.head(h, data.cov)
     net.head.eval()
-    target = data.v if data.cfg.rec_target == "view" else data.x
+    target = {"view": data.v, "raw": data.x, "mix": (data.x + data.v) / 2}[data.cfg.rec_target]
     rec = sum(
         net.module_i.mae_loss(
             data.x[i : i + bs],

@@ -152,7 +152,9 @@ class DARLCConfig:
     # decoder reads the patch tokens, so nothing else asks the [CLS] token to hold the view
     cls_rec: float = 0.0
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
-    rec_target: str = "raw"  # L_rec regenerates the raw image (eq. 7) or its positive 'view'
+    # L_rec regenerates the raw image (eq. 7), its positive 'view', or (not in the paper)
+    # 'mix': their mean, half of the image's own detail and half of its denoised view
+    rec_target: str = "raw"
     pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
     # e of eq. 9 (L_clr) from the unmasked image ('full', as written) or from the masked
     # pass that L_rec already runs ('masked': one online encoder pass a step)
@@ -271,7 +273,7 @@ class DARLCConfig:
             ("lap_weight", ("uniform", "detection")),
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
-            ("rec_target", ("raw", "view")),
+            ("rec_target", ("raw", "view", "mix")),
             ("clr_view", ("full", "masked")),
             ("clr_neighbour_role", ("positive", "excluded")),
             ("clr_form", ("infonce", "align")),

@@ -343,9 +343,15 @@ def _rec_loss(
 ):
     """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``, whose second
     channel ``smoothed`` is computed by the encoder when not given): in the tissue only if
-    ``rec_in_tissue``, of the positive views if ``rec_target='view'``, else of the
-    unaugmented images. With ``return_cls`` also the masked images' CLS embedding."""
-    target = data.v[idx] if data.cfg.rec_target == "view" else data.x[idx]
+    ``rec_in_tissue``, of the positive views if ``rec_target='view'``, of the mean of view
+    and image if ``'mix'``, else of the unaugmented images. With ``return_cls`` also the
+    masked images' CLS embedding."""
+    if data.cfg.rec_target == "view":
+        target = data.v[idx]
+    elif data.cfg.rec_target == "mix":
+        target = 0.5 * (data.x[idx] + data.v[idx])
+    else:
+        target = data.x[idx]
     return net.module_i.mae_loss(
         data.x[idx] if x is None else x,
         data.cfg.mask_ratio,
@@ -472,7 +478,9 @@ def mixture_z(
 
 def lap_weights(x: torch.Tensor, mask: np.ndarray | None, cfg: DARLCConfig) -> torch.Tensor | None:
     """``lap_weight='detection'``: each gene's detection rate in the tissue over the genes'
-    mean, floored at 0.05 (the precision of its own z in the pull; None otherwise)."""
+    mean, floored at 0.05 (the precision of its own z in the pull; None otherwise), read
+    from ``x``, the images Module I reads (with ``encoder_input='view'`` the views, whose
+    rates are all close to 1, so the weights are nearly uniform)."""
     if cfg.lap_prox <= 0 or cfg.lap_weight == "uniform":
         return None
     shape = tuple(x.shape[1:])
