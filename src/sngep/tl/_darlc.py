@@ -152,7 +152,7 @@ def darlc(
     cfg = model.config
     uses = (
         ("use_lap", cfg.use_lap, "use_lap=False"),
-        ("lap_prox", cfg.lap_prox > 0 and cfg.lap_graph == "similarity", "lap_prox=0"),
+        ("lap_prox", cfg.prox_reads_similarity, "lap_prox=0"),
         ("clr_neighbours", cfg.uses_neighbours, "clr_neighbours=0"),
         ("view_pooling", cfg.view_pooling > 0, "view_pooling=0"),
     )

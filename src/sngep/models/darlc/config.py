@@ -356,6 +356,12 @@ class DARLCConfig:
             raise ValueError(msg)
 
     @property
+    def prox_reads_similarity(self) -> bool:
+        """Whether the ``lap_prox`` pull runs over S (``lap_graph='similarity'``); over the
+        ``'views'`` graph it needs no S, and ``'consensus'`` leaves S out with a warning."""
+        return self.lap_prox > 0 and self.lap_graph == "similarity"
+
+    @property
     def uses_neighbours(self) -> bool:
         """Whether L_clr takes neighbour positives from S (``clr_neighbours`` with L_clr on)."""
         return bool(self.clr_neighbours and self.use_clr)

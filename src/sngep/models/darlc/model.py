@@ -119,11 +119,7 @@ class DARLC:
         if self.config.use_lap and similarity is None:
             msg = "use_lap=True needs the seeding similarity (sngep.tl.seed_similarity); or pass use_lap=False"
             raise ValueError(msg)
-        if (
-            self.config.lap_prox > 0
-            and self.config.lap_graph == "similarity"
-            and similarity is None
-        ):
+        if self.config.prox_reads_similarity and similarity is None:
             msg = (
                 "lap_prox > 0 over lap_graph='similarity' needs the seeding similarity "
                 "(sngep.tl.seed_similarity); lap_graph='views' does not"
