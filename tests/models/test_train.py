@@ -107,6 +107,7 @@ def _tiny_setup(n=12, k=3, seed=0, **over):
         ("raw", "mlp", None, 0.0),
         ("view", "mlp", None, 0.0),
         ("mix", "standardise", None, 0.0),
+        ("detection", "standardise", None, 0.0),
         ("view", "standardise", None, 0.0),
         ("view", "standardise", "detection", 0.0),
         ("view", "standardise", None, 2.0),
@@ -130,6 +131,8 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(
         data.x = torch.relu(data.x - torch.linspace(-1, 1, data.n)[:, None, None])
         data.cov = net.covariates(data.x)
         assert data.cov[:, 0].std() > 0.1
+    if rec_target == "detection":  # each gene's own share of the target, 0 to 1
+        data.rec_weight = torch.linspace(0, 1, data.n)
     h_all, z_all = calibrated_z(net, data)
     net.smm.fit_em(z_all, n_iter=5, random_state=0)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -146,7 +149,13 @@ def test_l1_step_gradient_equals_autograd_on_the_whole_of_eq16(
     h = torch.cat([net.features(data.x[i : i + bs]) for i in range(0, n, bs)])
     z = net.head(h, data.cov)
     net.head.eval()
-    target = {"view": data.v, "raw": data.x, "mix": (data.x + data.v) / 2}[data.cfg.rec_target]
+    d = data.rec_weight[:, None, None] if rec_target == "detection" else None
+    target = {
+        "view": data.v,
+        "raw": data.x,
+        "mix": (data.x + data.v) / 2,
+        "detection": None if d is None else d * data.x + (1 - d) * data.v,
+    }[rec_target]
     rec = sum(
         net.module_i.mae_loss(
             data.x[i : i + bs],
@@ -772,3 +781,33 @@ def test_consensus_start_follows_the_neighbours_two_representations_share(monkey
     assert ari(blocks, seen["labels"]) < 0.8  # z alone keeps its misplaced genes
     graph = consensus_graph([reps[0], None, reps[2]])  # a missing representation is skipped
     assert graph.shape == (60, 60) and abs(graph - graph.T).max() < 1e-6
+
+
+def test_rec_target_detection_weighs_image_and_view_by_the_genes_detection_rate():
+    """rec_target='detection': L_rec's target is d x + (1 - d) v per gene, d the gene's share
+    of tissue pixels above its image's floor (train.tissue_detection)."""
+    import numpy as np
+
+    from sngep.models.darlc.train import _rec_loss, tissue_detection
+
+    net, data, _ = _tiny_setup(rec_target="detection")
+    x = torch.full((data.n, 8, 8), -1.0)
+    for g in range(data.n):  # gene g detected at g of the 40 tissue pixels
+        x[g, :5].view(-1)[:g] = 2.0
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[:5] = True
+    x[:, 5:] = 7.0  # outside the tissue: must not count
+    d = tissue_detection(x, mask)
+    torch.testing.assert_close(d, torch.arange(data.n, dtype=torch.float32) / 40)
+    data.x, data.rec_weight = x, d
+    seen = {}
+
+    def capture(images, ratio, gen, **kw):
+        seen["target"] = kw["target"]
+        return images.sum()
+
+    net.module_i.mae_loss = capture
+    idx = torch.tensor([0, 3, 7])
+    _rec_loss(net, idx, data, data.gen)
+    w = d[idx][:, None, None]
+    torch.testing.assert_close(seen["target"], w * x[idx] + (1 - w) * data.v[idx])

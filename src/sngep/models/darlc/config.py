@@ -153,7 +153,10 @@ class DARLCConfig:
     cls_rec: float = 0.0
     rec_in_tissue: bool = False  # L_rec (eq. 7) on tissue pixels only
     # L_rec regenerates the raw image (eq. 7), its positive 'view', or (not in the paper)
-    # 'mix': their mean, half of the image's own detail and half of its denoised view
+    # 'mix': their mean, half of the image's own detail and half of its denoised view, or
+    # 'detection': per gene, image and view weighted by the gene's detection rate d in the
+    # tissue (d x + (1 - d) v): a densely measured gene regenerates its own image, a sparse
+    # one the view of it
     rec_target: str = "raw"
     pixel_dropout: float = 0.0  # fraction of pixels the online encoder does not see (per step)
     # e of eq. 9 (L_clr) from the unmasked image ('full', as written) or from the masked
@@ -273,7 +276,7 @@ class DARLCConfig:
             ("lap_weight", ("uniform", "detection")),
             ("lr_schedule", LR_SCHEDULES),
             ("joint_schedule", LR_SCHEDULES),
-            ("rec_target", ("raw", "view", "mix")),
+            ("rec_target", ("raw", "view", "mix", "detection")),
             ("clr_view", ("full", "masked")),
             ("clr_neighbour_role", ("positive", "excluded")),
             ("clr_form", ("infonce", "align")),

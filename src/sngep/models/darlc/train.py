@@ -185,6 +185,8 @@ class _Data:
     prox_shift: torch.Tensor | None = None
     # lap_weight='detection': (N,) each gene's weight on its own z in the pull (lap_weights)
     lap_weight: torch.Tensor | None = None
+    # rec_target='detection': (N,) each gene's detection rate, its image's share of the target
+    rec_weight: torch.Tensor | None = None
 
     def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
         """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
@@ -344,12 +346,16 @@ def _rec_loss(
     """L_rec (eq. 7) on the images ``idx`` (or their augmented version ``x``, whose second
     channel ``smoothed`` is computed by the encoder when not given): in the tissue only if
     ``rec_in_tissue``, of the positive views if ``rec_target='view'``, of the mean of view
-    and image if ``'mix'``, else of the unaugmented images. With ``return_cls`` also the
-    masked images' CLS embedding."""
+    and image if ``'mix'``, of image and view weighted by the gene's detection rate if
+    ``'detection'``, else of the unaugmented images. With ``return_cls`` also the masked
+    images' CLS embedding."""
     if data.cfg.rec_target == "view":
         target = data.v[idx]
     elif data.cfg.rec_target == "mix":
         target = 0.5 * (data.x[idx] + data.v[idx])
+    elif data.cfg.rec_target == "detection":
+        d = data.rec_weight[idx][:, None, None]
+        target = d * data.x[idx] + (1.0 - d) * data.v[idx]
     else:
         target = data.x[idx]
     return net.module_i.mae_loss(
@@ -483,10 +489,15 @@ def lap_weights(x: torch.Tensor, mask: np.ndarray | None, cfg: DARLCConfig) -> t
     rates are all close to 1, so the weights are nearly uniform)."""
     if cfg.lap_prox <= 0 or cfg.lap_weight == "uniform":
         return None
+    d = tissue_detection(x, mask)
+    return (d / d.mean().clamp_min(1e-12)).clamp_min(0.05)
+
+
+def tissue_detection(x: torch.Tensor, mask: np.ndarray | None) -> torch.Tensor:
+    """``(N,)`` each image's detection rate over the tissue ``mask`` (every pixel if None)."""
     shape = tuple(x.shape[1:])
     tissue = np.ones(shape, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    d = detection_rate(x, torch.as_tensor(tissue, device=x.device))
-    return (d / d.mean().clamp_min(1e-12)).clamp_min(0.05)
+    return detection_rate(x, torch.as_tensor(tissue, device=x.device))
 
 
 def _lr_lambda(cfg: DARLCConfig, total: int):
@@ -1182,6 +1193,8 @@ def fit(
         )
         data.cov = net.covariates(data.x)
         data.lap_weight = lap_weights(data.x, mask, cfg)
+        if cfg.rec_target == "detection":
+            data.rec_weight = tissue_detection(data.x, mask)
         _set_smoothed(net, data)
         _set_start_reps(data, similarity)
         if cfg.uses_neighbours:
