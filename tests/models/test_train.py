@@ -311,6 +311,33 @@ def test_clr_drop_runs_the_second_online_pass_on_a_random_share_of_the_tokens():
         DARLCConfig.from_preset("fast", clr_drop=0.5, clr_view="masked")
 
 
+def test_use_rec_false_runs_no_masked_pass_and_keeps_l_clr():
+    """use_rec=False (no masked image modelling): L_rec is 0 and its masked pass is not run,
+    L_clr is eq. 10 on the unmasked pass as with L_rec; no L_rec and no L_clr, or L_clr
+    reading L_rec's masked pass, are refused."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.losses import contrastive_loss
+    from sngep.models.darlc.train import _ssl_loss
+
+    net, data, _ = _tiny_setup(use_rec=False)
+    enc = net.module_i.encoder
+    n_tok = []
+    enc.blocks[0].register_forward_hook(lambda m, i, o: n_tok.append(i[0].shape[1]))
+    idx = torch.arange(5)
+    rec, clr, _ = _ssl_loss(net, idx, data, features=False)
+    assert float(rec) == 0.0 and not rec.requires_grad
+    assert n_tok == [1 + enc.n_patches]  # the unmasked online pass only
+    x = data.x[idx]
+    clr_ref = contrastive_loss(
+        net.module_i.head(enc(x)[0]), net.module_i.target_embed(data.v[idx]), tau=data.cfg.tau
+    )
+    torch.testing.assert_close(clr, clr_ref)
+    with pytest.raises(ValueError, match="no loss"):
+        DARLCConfig.from_preset("fast", use_rec=False, use_clr=False)
+    with pytest.raises(ValueError, match="masked pass"):
+        DARLCConfig.from_preset("fast", use_rec=False, clr_view="masked")
+
+
 def test_clr_form_align_replaces_eq10_by_the_attraction_term():
     """clr_form='align': L_clr of a batch is losses.alignment_loss between the online e of
     the unmasked images and the target's e of their views; it has no negatives, so a

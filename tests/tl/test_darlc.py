@@ -103,6 +103,7 @@ def test_default_preset_is_the_default():
     "ablation",
     [
         {"use_clr": False},
+        {"use_rec": False},
         {"augment": "gks"},
         {"augment": "gat"},
         {"augment": None},
@@ -130,6 +131,12 @@ def test_ablations_run(tiny, fast_kwargs, ablation):
     assert tiny.varm["X_darlc"].shape == (tiny.n_vars, width)
     if ablation == {"use_clr": False}:
         assert np.all(np.asarray(tiny.uns["darlc"]["history"]["L2_clr"])[-1:] == 0)
+    if ablation == {"use_rec": False}:
+        history = tiny.uns["darlc"]["history"]
+        rec = np.concatenate([np.ravel(v) for k, v in history.items() if k.endswith("rec")])
+        rec = rec[np.isfinite(rec)]  # NaN: an epoch of the other stage
+        assert rec.size and np.all(rec == 0)
+        assert np.nanmin(history["L2_clr"]) > 0  # L_clr still trains Module I
 
 
 def test_errors(tiny, fast_kwargs):

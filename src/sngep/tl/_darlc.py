@@ -100,7 +100,9 @@ def darlc(
         on each gene image's pixel graph; ``'gat_spots'``: STAGATE's spot graph with every
         gene as a feature; ``'gks'``: Gaussian kernel smoothing at ``gks_sigma`` pixels,
         or per image at ``gks_detections`` > 0; ``None``),
-        ``mixture`` (``'smm'``, ``'gmm'``, ``None``), ``use_lap``, ``use_size``.
+        ``mixture`` (``'smm'``, ``'gmm'``, ``None``), ``use_lap``, ``use_size``, and
+        ``use_rec`` (bool; ``False``: no masked image modelling, Module I learns from
+        L_clr alone).
 
     Returns
     -------

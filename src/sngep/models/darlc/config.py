@@ -209,6 +209,10 @@ class DARLCConfig:
     augment: str | None = "gat"
     mixture: str | None = "smm"
     use_clr: bool = True
+    # not a row of the paper's Table 4 (its "w/o CLR" has no MIM counterpart): False drops
+    # masked image modelling, L_rec (eq. 7) is 0 in eq. 11, eq. 16 and L2 and its pass is
+    # not run; Module I then learns from L_clr alone
+    use_rec: bool = True
     use_lap: bool = True
     use_size: bool = True
     update_theta: bool = True  # Algorithm 1 line 23: Theta also follows the gradient of L2
@@ -354,6 +358,12 @@ class DARLCConfig:
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"
                 raise ValueError(msg)
+        if not (self.use_rec or self.use_clr):
+            msg = "use_rec=False needs use_clr=True: Module I would have no loss to learn from"
+            raise ValueError(msg)
+        if not self.use_rec and self.clr_view == "masked":
+            msg = "clr_view='masked' reads L_rec's masked pass, which use_rec=False does not run"
+            raise ValueError(msg)
         if self.batch_size < 2:
             msg = "batch_size must be >= 2 (contrastive loss and batch norm need pairs)"
             raise ValueError(msg)

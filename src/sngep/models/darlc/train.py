@@ -348,7 +348,9 @@ def _rec_loss(
     ``rec_in_tissue``, of the positive views if ``rec_target='view'``, of the mean of view
     and image if ``'mix'``, of image and view weighted by the gene's detection rate if
     ``'detection'``, else of the unaugmented images. With ``return_cls`` also the masked
-    images' CLS embedding."""
+    images' CLS embedding. With ``use_rec=False`` a constant 0 and no pass."""
+    if not data.cfg.use_rec:  # clr_view='masked' (return_cls) is refused by the config
+        return data.x.new_zeros(())
     if data.cfg.rec_target == "view":
         target = data.v[idx]
     elif data.cfg.rec_target == "mix":
