@@ -838,3 +838,24 @@ def test_rec_target_detection_weighs_image_and_view_by_the_genes_detection_rate(
     _rec_loss(net, idx, data, data.gen)
     w = d[idx][:, None, None]
     torch.testing.assert_close(seen["target"], w * x[idx] + (1 - w) * data.v[idx])
+
+
+def test_refit_records_whether_em_met_its_tolerance_within_its_budget():
+    """What the summary's ``em_unconverged`` counts: a warm EM fit that stops by its
+    tolerance says so; one cut short by ``em_iter`` does not."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import refit_mixture
+
+    rng = np.random.default_rng(0)
+    z = torch.tensor(
+        np.concatenate([rng.normal(size=(40, 4)) + 6 * i for i in range(3)]), dtype=torch.float32
+    )
+    labels = torch.repeat_interleave(torch.arange(3), 40)
+    smm = StudentTMixture(3, 4, covariance="diag")
+    smm.fit_em(z, n_iter=1, init="labels", labels=labels.numpy())
+    cut = refit_mixture(smm, z, DARLCConfig(em_iter=1), labels, seed=0)
+    assert cut["n_iter"] == 1.0
+    assert cut["converged"] == 0.0
+    done = refit_mixture(smm, z, DARLCConfig(em_iter=500), labels, seed=0)
+    assert 1.0 <= done["n_iter"] < 500.0
+    assert done["converged"] == 1.0

@@ -638,7 +638,18 @@ def init_mixture(
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="labels", labels=labels)
     else:
         hist = smm.fit_em(z, n_iter=cfg.em_iter_first, init="kmeans++", random_state=seed)
-    return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+    return _em_record(hist, 0.0)
+
+
+def _em_record(hist: dict[str, Any], restart_kept: float) -> dict[str, Any]:
+    """What the joint stage logs of one EM fit: its final log-posterior, whether a fresh
+    restart won (``em_restart``), its iterations and whether it met its tolerance."""
+    return {
+        "log_posterior": hist["log_posterior"][-1],
+        "restart_kept": restart_kept,
+        "n_iter": float(hist["n_iter"]),
+        "converged": float(hist["converged"]),
+    }
 
 
 def consensus_graph(reps: list[np.ndarray | None], n_neighbors: int = 15) -> Any:
@@ -694,7 +705,7 @@ def refit_mixture(
     """
     if not cfg.em_restart:
         hist = smm.fit_em(z, n_iter=cfg.em_iter, init="current")
-        return {"log_posterior": hist["log_posterior"][-1], "restart_kept": 0.0}
+        return _em_record(hist, 0.0)
     import copy
 
     from scipy.optimize import linear_sum_assignment
@@ -727,7 +738,7 @@ def refit_mixture(
         smm.set_parameters(
             params["pi"], params["mu"], params["sigma"], None if smm.is_gaussian else params["nu"]
         )
-    return {"log_posterior": hist["log_posterior"][-1], "restart_kept": float(best == 1)}
+    return _em_record(hist, float(best == 1))
 
 
 # --------------------------------------------------------------------------------------
@@ -987,6 +998,7 @@ def joint_epoch(
             em = refit_mixture(net.smm, z_all, cfg, labels_prev, data.seed + epoch)
         stats["em_log_posterior"] = float(em["log_posterior"])
         stats["em_restart_kept"] = em["restart_kept"]
+        stats["em_n_iter"], stats["em_converged"] = em["n_iter"], em["converged"]
         with torch.no_grad():
             q_all = net.smm.soft_assign(z_all)
         labels = q_all.argmax(dim=1)
@@ -1166,7 +1178,8 @@ def fit(
     The network (head calibrated, in eval mode), the history (one value per pretraining
     and joint epoch for every loss term) and a summary: ``'stop_reason'`` (``'tol'`` or
     ``'max_epochs'``), ``'n_joint_epochs'``, ``'n_pretrain_steps'``, ``'patch_size'``,
-    ``'n_tokens'``, ``'seconds'`` (wall time of ``'pretrain'``, the joint stage's ``'em'``,
+    ``'n_tokens'``, ``'em_unconverged'`` (joint epochs whose EM ran out of iterations),
+    ``'seconds'`` (wall time of ``'pretrain'``, the joint stage's ``'em'``,
     ``'l1'`` and ``'l2'`` summed over epochs, and ``'final'``).
     """
     from sngep._progress import progress
@@ -1248,6 +1261,9 @@ def fit(
         "n_pretrain_steps": pretrain_steps(cfg, data.n),
         "patch_size": net.module_i.encoder.patch_size,
         "n_tokens": net.module_i.encoder.n_patches,
+        # joint-epoch EM fits that used their whole iteration budget (em_iter_first for the
+        # first, em_iter after) without meeting the EM's tolerance
+        "em_unconverged": sum(1 for r in records if r.get("em_converged") == 0.0),
         "seconds": seconds,
     }
     if _consensus_lap(cfg):  # eq. 17's graph, for the model's X_darlc (popped there)
