@@ -373,3 +373,23 @@ def test_lap_weight_detection_pulls_sparse_genes_more(data):
     assert not np.allclose(m.embedding_, laplacian_prox(own, a, 1.0).numpy(), atol=1e-3)
     with pytest.raises(ValueError, match="lap_weight"):
         DARLC(3, lap_weight="counts")
+
+
+def test_token_dropout_readout_is_the_embedding_the_labels_and_a_reload_give(data, tmp_path):
+    """readout_drop > 0: embedding_, embed() of the same images and a reloaded model's
+    embed() agree; the mixture was refitted on that embedding, so its labels are the
+    mixture's assignment of embedding_; and the embedding is not the whole-image one."""
+    images, mask, sim, names = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4, random_state=0)
+    m = DARLC(3, readout_drop=0.5, readout_passes=4, **kw).fit(
+        images, mask=mask, similarity=sim, show_progress_bar=False
+    )
+    np.testing.assert_allclose(m.embed(images), m.embedding_, rtol=1e-5, atol=1e-5)
+    m.save(tmp_path / "m.pt")
+    back = DARLC.load(tmp_path / "m.pt")
+    np.testing.assert_allclose(back.embed(images), m.embedding_, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        own = m.net.smm.predict(torch.as_tensor(m.embedding_)).numpy()
+    np.testing.assert_array_equal(m.labels_, own)
+    whole = DARLC(3, **kw).fit(images, mask=mask, similarity=sim, show_progress_bar=False)
+    assert not np.allclose(m.embedding_, whole.embedding_, atol=1e-3)

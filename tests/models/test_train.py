@@ -859,3 +859,44 @@ def test_refit_records_whether_em_met_its_tolerance_within_its_budget():
     done = refit_mixture(smm, z, DARLCConfig(em_iter=500), labels, seed=0)
     assert 1.0 <= done["n_iter"] < 500.0
     assert done["converged"] == 1.0
+
+
+def test_readout_averages_the_cls_token_over_fixed_token_subsets():
+    """readout_drop > 0: X_darlc's head input is the [CLS] token averaged over
+    readout_passes fixed subsets of round((1 - readout_drop) * L) tokens, the same subsets
+    for every gene, so an image's readout does not depend on its batch; readout_drop=0 is
+    the whole image's [CLS]; bad values are refused."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.train import encode_all
+
+    net, data, _ = _tiny_setup(readout_drop=0.5, readout_passes=4)
+    net.eval()
+    enc = net.module_i.encoder
+    keep = net.readout_keep
+    assert keep.shape == (4, round(0.5 * enc.n_patches))
+    assert len({tuple(k.tolist()) for k in keep}) == 4  # four different subsets
+    with torch.no_grad():
+        ref = torch.stack([enc(data.x, keep=k)[0] for k in keep]).mean(0)
+        manual = torch.stack([enc.norm(_blocks(enc, data.x, k))[:, 0] for k in keep]).mean(0)
+    torch.testing.assert_close(ref, manual)
+    torch.testing.assert_close(encode_all(net, data.x, 12, readout=True), ref)
+    torch.testing.assert_close(encode_all(net, data.x, 5, readout=True), ref)  # batch-free
+    torch.testing.assert_close(encode_all(net, data.x, 5), net.features(data.x))
+    again, _, _ = _tiny_setup(readout_drop=0.5, readout_passes=4, seed=1)
+    assert torch.equal(again.readout_keep, keep)  # part of the readout, not of the fit's seed
+
+    plain, pdata, _ = _tiny_setup()
+    assert plain.readout_keep.numel() == 0
+    torch.testing.assert_close(encode_all(plain, pdata.x, 5, readout=True), plain.features(pdata.x))
+    for bad in ({"readout_drop": 1.0}, {"readout_drop": -0.1}, {"readout_passes": 0}):
+        with pytest.raises(ValueError, match="readout"):
+            DARLCConfig.from_preset("fast", **bad)
+
+
+def _blocks(enc, x, keep):
+    """The encoder's forward pass written out for one kept token subset."""
+    tokens = enc.patch_embed(enc.tokens_in(x, enc.smooth(x))) + enc.pos_embed
+    h = torch.cat([enc.cls_token.expand(x.shape[0], -1, -1), tokens[:, keep]], dim=1)
+    for block in enc.blocks:
+        h = block(h)
+    return h

@@ -165,6 +165,13 @@ class DARLCConfig:
     # not in the paper: with clr_view='full', the fraction of tokens dropped at random from
     # that second pass (FLIP, Li et al. 2023: a cheaper pass, and one more augmentation)
     clr_drop: float = 0.0
+    # not in the paper: > 0, X_darlc (eq. 12's input) is the [CLS] token averaged over
+    # readout_passes fixed random subsets of (1 - readout_drop) of the tokens instead of the
+    # whole image's (test-time token dropout, the same subsets for every gene), and the
+    # mixture is refitted there after training (from the same start as at the joint stage's
+    # first epoch); 0: the [CLS] token of the whole image (eq. 9)
+    readout_drop: float = 0.0
+    readout_passes: int = 16
     # what Module I reads: the raw images (main 3.2.2: eq. 6 masks X_i, eq. 9 encodes X_i)
     # or their denoised views ('view': the masked view regenerates the view, the online
     # contrastive branch and z read the view; new images are denoised before embedding)
@@ -324,10 +331,13 @@ class DARLCConfig:
         if not 0 <= self.pretrain_average <= 1:
             msg = f"pretrain_average must be in [0, 1], got {self.pretrain_average}"
             raise ValueError(msg)
-        for name in ("mask_ratio", "clr_drop"):
+        for name in ("mask_ratio", "clr_drop", "readout_drop"):
             if not 0 <= getattr(self, name) < 1:
                 msg = f"{name} must be in [0, 1), got {getattr(self, name)}"
                 raise ValueError(msg)
+        if self.readout_passes < 1:
+            msg = f"readout_passes must be >= 1, got {self.readout_passes}"
+            raise ValueError(msg)
         if self.clr_form == "align" and (
             self.clr_queue or self.clr_neighbour_role != "positive" or self.clr_image_exclusions
         ):

@@ -42,7 +42,7 @@ from sngep.models.darlc.losses import (
 )
 from sngep.models.darlc.smm import StudentTMixture, kl_loss, size_loss, target_distribution
 from sngep.models.darlc.smoothing import detection_rate, in_chunks
-from sngep.models.darlc.vit import ModuleI, ProjectionHead
+from sngep.models.darlc.vit import ModuleI, ProjectionHead, random_masking
 
 
 def normalise_images(images: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -120,6 +120,22 @@ class DARLCNet(nn.Module):
         self.uwl_1 = UncertaintyWeighting(3)  # eq. 16: (-L_ll, -L_size, L_rec)
         self.uwl_2 = UncertaintyWeighting(3)  # Algorithm 1 line 22: (L_kl, L_rec, L_clr)
         self.n_clusters = int(n_clusters)
+        # readout_drop > 0: the fixed token subsets X_darlc averages over (one per pass)
+        self.register_buffer(
+            "readout_keep", _readout_subsets(self.module_i.encoder.n_patches, c), persistent=False
+        )
+
+    def readout(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's input as X_darlc reads it: :meth:`features` of the whole image, or with
+        ``readout_drop > 0`` the mean of the [CLS] token over the ``readout_keep`` subsets."""
+        if self.readout_keep.numel() == 0:
+            return self.features(x, smoothed)
+        enc = self.module_i.encoder
+        if smoothed is None:
+            smoothed = enc.smooth(x)
+        cls = [enc(x, smoothed=smoothed, keep=keep)[0] for keep in self.readout_keep]
+        out = torch.stack(cls).mean(0)
+        return self.module_i.head(out) if self.head_input == "e" else out
 
     def features(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """What the projection head reads: e of eq. 9 (``head_input='e'``, the paper) or the
@@ -438,25 +454,45 @@ def _decorrelation(cfg: DARLCConfig, h: torch.Tensor | None) -> torch.Tensor | f
     return cfg.decorrelation * decorrelation_loss(h)
 
 
+def _readout_subsets(n_tokens: int, cfg: DARLCConfig) -> torch.Tensor:
+    """``(readout_passes, n_keep)`` sorted token indices, each row a random subset of
+    ``1 - readout_drop`` of the tokens (:func:`vit.random_masking`'s rule for n_keep), drawn
+    from a fixed seed: part of the readout's definition, the same for every gene and fit.
+    Empty when ``readout_drop == 0``."""
+    if cfg.readout_drop <= 0:
+        return torch.zeros(0, 0, dtype=torch.long)
+    gen = torch.Generator().manual_seed(0)
+    keep, _ = random_masking(cfg.readout_passes, n_tokens, cfg.readout_drop, generator=gen)
+    return keep
+
+
 @torch.no_grad()
 def encode_all(
-    net: DARLCNet, x: torch.Tensor, batch_size: int, smoothed: torch.Tensor | None = None
+    net: DARLCNet,
+    x: torch.Tensor,
+    batch_size: int,
+    smoothed: torch.Tensor | None = None,
+    *,
+    readout: bool = False,
 ) -> torch.Tensor:
-    """The head's input (:meth:`DARLCNet.features`) for every image, without gradient
-    (``smoothed``: the encoder's second channel of ``x``, precomputed)."""
+    """The head's input (:meth:`DARLCNet.features`, or with ``readout``
+    :meth:`DARLCNet.readout`) for every image, without gradient (``smoothed``: the
+    encoder's second channel of ``x``, precomputed)."""
+    encode = net.readout if readout else net.features
     parts = []
     for i in range(0, x.shape[0], batch_size):
         s = None if smoothed is None else smoothed[i : i + batch_size]
-        parts.append(net.features(x[i : i + batch_size], s))
+        parts.append(encode(x[i : i + batch_size], s))
     return torch.cat(parts)
 
 
 @torch.no_grad()
 def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Z for every image with the head in eval mode (its calibrated BN statistics)."""
+    """X_darlc (:meth:`DARLCNet.readout` through the head) for every image with the head in
+    eval mode (its calibrated BN statistics)."""
     was = net.training
     net.eval()
-    out = net.head(encode_all(net, x, batch_size), net.covariates(x))
+    out = net.head(encode_all(net, x, batch_size, readout=True), net.covariates(x))
     net.train(was)
     return out
 
@@ -1034,6 +1070,22 @@ def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
         init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
 
 
+@torch.no_grad()
+def readout_refit(net: DARLCNet, data: _Data) -> None:
+    """``readout_drop > 0``: calibrate the head on the trained encoder's token-dropout
+    readout (:meth:`DARLCNet.readout`, what X_darlc is) and fit the mixture there from the
+    start the joint stage's first epoch used (``cluster_init``), so that the labels are
+    those of X_darlc. Nothing when the readout is the whole image's [CLS] token."""
+    if net.readout_keep.numel() == 0:
+        return
+    h_all = encode_all(net, data.x, data.bs, data.xs, readout=True)
+    net.head.calibrate(h_all, data.cov)
+    net.head.eval()
+    z_all = mixture_z(net.head(h_all, data.cov), data.s_norm, data.cfg, data.lap_weight)
+    if net.smm is not None:
+        init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
+
+
 # --------------------------------------------------------------------------------------
 # the whole run
 # --------------------------------------------------------------------------------------
@@ -1249,6 +1301,7 @@ def fit(
         clock = time.perf_counter()
         if stop_reason != "tol":  # labels and Theta of the final network
             settle(net, data, initialised=labels_prev is not None)
+        readout_refit(net, data)
         net.eval()
         seconds["final"] = time.perf_counter() - clock
     for part in ("em", "l1", "l2"):  # summed over the joint epochs

@@ -382,8 +382,10 @@ class ViTEncoder(nn.Module):
         mask_ratio: float = 0.0,
         generator: torch.Generator | None = None,
         smoothed: torch.Tensor | None = None,
+        keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Encode images; optionally drop a random subset of tokens (MAE).
+        """Encode images; optionally drop a random subset of tokens (MAE), or keep only the
+        tokens ``keep`` of every image.
 
         Parameters
         ----------
@@ -395,6 +397,10 @@ class ViTEncoder(nn.Module):
             Source of the masking noise (reproducible masks); ``None`` uses torch's global RNG.
         smoothed
             :meth:`smooth` of ``x``, precomputed (``None``: computed here when needed).
+        keep
+            ``(n_keep,)`` indices of the tokens every image keeps (with ``mask_ratio == 0``):
+            one fixed subset for the whole batch, so an image's output does not depend on
+            the batch it is encoded in.
 
         Returns
         -------
@@ -411,6 +417,8 @@ class ViTEncoder(nn.Module):
             )
             idx = ids_keep.unsqueeze(-1).expand(-1, -1, self.embed_dim)
             tokens = torch.gather(tokens, 1, idx)
+        elif keep is not None:
+            tokens = tokens[:, keep]
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
         h = torch.cat([cls, tokens], dim=1)
         for block in self.blocks:
