@@ -102,7 +102,9 @@ def darlc(
         or per image at ``gks_detections`` > 0; ``None``),
         ``mixture`` (``'smm'``, ``'gmm'``, ``None``), ``use_lap``, ``use_size``, and
         ``use_rec`` (bool; ``False``: no masked image modelling, Module I learns from
-        L_clr alone).
+        L_clr alone); not in the paper, ``readout_drop`` (> 0: ``X_darlc`` is the [CLS]
+        token averaged over ``readout_passes`` fixed subsets of that share of the tokens
+        dropped, the mixture refitted there).
 
     Returns
     -------
@@ -122,7 +124,8 @@ def darlc(
     ``adata.uns[key_added]``
         ``{'params', 'smm': {'pi', 'mu', 'sigma', 'nu'}, 'history', 'training',
         'n_clusters', 'n_clusters_source'}``; ``'training'`` says why training stopped
-        (``'tol'``: labels settled, ``'max_epochs'``), the epochs run and the patch size.
+        (``'tol'``: labels settled, ``'max_epochs'``), the epochs run, the patch size and
+        ``'em_unconverged'``, the joint epochs whose EM used its whole iteration budget.
     """
     from sngep.models.darlc.model import DARLC
 

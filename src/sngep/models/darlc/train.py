@@ -498,9 +498,12 @@ def embed_all(net: DARLCNet, x: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def calibrated_z(net: DARLCNet, data: _Data) -> tuple[torch.Tensor, torch.Tensor]:
-    """Calibrate the head's BN on all genes, put it in eval mode; return (head inputs, z)."""
-    h_all = encode_all(net, data.x, data.bs, data.xs)
+def calibrated_z(
+    net: DARLCNet, data: _Data, *, readout: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Calibrate the head's BN on all genes, put it in eval mode; return (head inputs, z)
+    (``readout``: of :meth:`DARLCNet.readout`, X_darlc's, not of the whole image)."""
+    h_all = encode_all(net, data.x, data.bs, data.xs, readout=readout)
     net.head.calibrate(h_all, data.cov)
     net.head.eval()
     return h_all, net.head(h_all, data.cov)
@@ -1078,10 +1081,8 @@ def readout_refit(net: DARLCNet, data: _Data) -> None:
     those of X_darlc. Nothing when the readout is the whole image's [CLS] token."""
     if net.readout_keep.numel() == 0:
         return
-    h_all = encode_all(net, data.x, data.bs, data.xs, readout=True)
-    net.head.calibrate(h_all, data.cov)
-    net.head.eval()
-    z_all = mixture_z(net.head(h_all, data.cov), data.s_norm, data.cfg, data.lap_weight)
+    _, z_all = calibrated_z(net, data, readout=True)
+    z_all = mixture_z(z_all, data.s_norm, data.cfg, data.lap_weight)
     if net.smm is not None:
         init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
 
