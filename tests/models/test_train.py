@@ -682,7 +682,7 @@ def test_seed_similarity_start_partitions_the_genes_by_their_similarity_rows(mon
 
     def capture(x, n_iter, init, labels=None, **kw):
         seen["init"], seen["labels"] = init, np.asarray(labels)
-        return {"log_posterior": [0.0]}
+        return {"log_posterior": [0.0], "n_iter": 0, "converged": True}
 
     monkeypatch.setattr(smm, "fit_em", capture)
     cfg = DARLCConfig.from_preset("fast", cluster_init="seed_similarity")
@@ -797,7 +797,7 @@ def test_consensus_start_follows_the_neighbours_two_representations_share(monkey
 
     def capture(x, n_iter, init, labels=None, **kw):
         seen["labels"] = np.asarray(labels)
-        return {"log_posterior": [0.0]}
+        return {"log_posterior": [0.0], "n_iter": 0, "converged": True}
 
     monkeypatch.setattr(smm, "fit_em", capture)
     z = torch.as_tensor(reps[0])
