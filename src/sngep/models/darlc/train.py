@@ -128,21 +128,30 @@ class DARLCNet(nn.Module):
     def readout(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """The head's input as X_darlc reads it: :meth:`features` of the whole image, or with
         ``readout_drop > 0`` the mean of the [CLS] token over the ``readout_keep`` subsets."""
-        if self.readout_keep.numel() == 0:
+        if not self.token_readout:
             return self.features(x, smoothed)
         enc = self.module_i.encoder
         if smoothed is None:
             smoothed = enc.smooth(x)
         cls = [enc(x, smoothed=smoothed, keep=keep)[0] for keep in self.readout_keep]
-        out = torch.stack(cls).mean(0)
-        return self.module_i.head(out) if self.head_input == "e" else out
+        return self._head_input(torch.stack(cls).mean(0))
+
+    @property
+    def token_readout(self) -> bool:
+        """Whether X_darlc averages over token subsets (``readout_drop > 0``) rather than
+        reading the whole image's [CLS] token, the one the joint stage trains."""
+        return self.readout_keep.numel() > 0
+
+    def _head_input(self, cls: torch.Tensor) -> torch.Tensor:
+        """e of eq. 9 from a [CLS] token (``head_input='e'``), or the token itself."""
+        return self.module_i.head(cls) if self.head_input == "e" else cls
 
     def features(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """What the projection head reads: e of eq. 9 (``head_input='e'``, the paper) or the
         encoder's [CLS] token before the contrastive map (``'cls'``); ``smoothed``: the
         encoder's second channel of ``x``, precomputed."""
         cls, _ = self.module_i.encoder(x, smoothed=smoothed)
-        return self.module_i.head(cls) if self.head_input == "e" else cls
+        return self._head_input(cls)
 
     def covariates(self, x: torch.Tensor) -> torch.Tensor | None:
         """What the head regresses out of its input for images ``x`` (``regress_out``):
@@ -1061,29 +1070,19 @@ def joint_epoch(
 
 @torch.no_grad()
 def settle(net: DARLCNet, data: _Data, *, initialised: bool) -> None:
-    """Calibrate the head on the final embedding and refit Theta there (warm EM, no restart;
-    the first fit when no joint epoch ran)."""
-    _, z_all = calibrated_z(net, data)
+    """Calibrate the head on the final embedding, X_darlc (:meth:`DARLCNet.readout`), and
+    refit Theta there: warm EM, no restart, after joint epochs on that same embedding; the
+    first fit (``cluster_init``'s start) when no joint epoch ran, or when X_darlc averages
+    over token subsets (``readout_drop > 0``) and so is not the z the mixture was trained
+    on. The labels are then X_darlc's."""
+    readout = net.token_readout
+    _, z_all = calibrated_z(net, data, readout=readout)
     z_all = mixture_z(z_all, data.s_norm, data.cfg, data.lap_weight)
     if net.smm is None:
         return
-    if initialised:
+    if initialised and not readout:
         net.smm.fit_em(z_all, n_iter=data.cfg.em_iter, init="current")
     else:
-        init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
-
-
-@torch.no_grad()
-def readout_refit(net: DARLCNet, data: _Data) -> None:
-    """``readout_drop > 0``: calibrate the head on the trained encoder's token-dropout
-    readout (:meth:`DARLCNet.readout`, what X_darlc is) and fit the mixture there from the
-    start the joint stage's first epoch used (``cluster_init``), so that the labels are
-    those of X_darlc. Nothing when the readout is the whole image's [CLS] token."""
-    if net.readout_keep.numel() == 0:
-        return
-    _, z_all = calibrated_z(net, data, readout=True)
-    z_all = mixture_z(z_all, data.s_norm, data.cfg, data.lap_weight)
-    if net.smm is not None:
         init_mixture(net.smm, z_all, data.cfg, data.seed, data.similarity_rows, data.view_rows)
 
 
@@ -1300,9 +1299,8 @@ def fit(
                 break
         bar.close()
         clock = time.perf_counter()
-        if stop_reason != "tol":  # labels and Theta of the final network
+        if stop_reason != "tol" or net.token_readout:  # labels and Theta of X_darlc
             settle(net, data, initialised=labels_prev is not None)
-        readout_refit(net, data)
         net.eval()
         seconds["final"] = time.perf_counter() - clock
     for part in ("em", "l1", "l2"):  # summed over the joint epochs
