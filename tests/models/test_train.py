@@ -900,3 +900,75 @@ def _blocks(enc, x, keep):
     for block in enc.blocks:
         h = block(h)
     return h
+
+
+def test_clr_view_steps_draws_each_positive_from_views_at_shifted_bandwidths():
+    """clr_view_steps=s: L_clr's positive of a gene is one of its 2 s + 1 views smoothed at
+    its own sd times sqrt(2)^j (gks_detections times 2^j), j = -s..s, the middle one the
+    view training was given, drawn per gene and per step; 0 leaves the one view; the
+    switch needs per-image Gaussian-kernel views."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.smoothing import TissueSmoother, in_chunks
+    from sngep.models.darlc.train import _set_view_steps, normalise_images
+
+    net, data, np = _tiny_setup(n=40, clr_view_steps=1)
+    mask = np.ones((8, 8), dtype=bool)
+    _set_view_steps(net, data, mask)
+    assert data.v_steps.shape == (3, 40, 8, 8)
+    assert torch.equal(data.v_steps[1], data.v)
+    for j, det in ((0, 2.0), (2, 8.0)):  # gks_detections = 4 in the preset
+        ref = normalise_images(in_chunks(TissueSmoother(mask, detections=det), data.x).numpy())
+        torch.testing.assert_close(data.v_steps[j], torch.as_tensor(ref))
+    idx = torch.arange(40)
+    drawn, _ = data.positives(idx)
+    which = [[j for j in range(3) if torch.equal(drawn[i], data.v_steps[j, i])] for i in range(40)]
+    assert all(which)  # every positive is one of the gene's own views
+    assert {w[-1] for w in which} == {0, 1, 2}  # all steps drawn, not always the middle
+    again, _ = data.positives(idx)
+    assert not torch.equal(again, drawn)  # drawn afresh
+
+    plain, pdata, _ = _tiny_setup(n=40)
+    _set_view_steps(plain, pdata, mask)
+    assert pdata.v_steps is None
+    v, _ = pdata.positives(idx)
+    assert torch.equal(v, pdata.v)
+    for bad in ({"augment": "gat"}, {"gks_detections": 0.0}, {"view_pooling": 5}):
+        with pytest.raises(ValueError, match="clr_view_steps"):
+            DARLCConfig.from_preset("fast", clr_view_steps=1, **bad)
+    with pytest.raises(ValueError, match="clr_view_steps"):
+        DARLCConfig.from_preset("fast", clr_view_steps=-1)
+
+
+def test_input_steps_draws_the_online_second_channel_at_shifted_bandwidths():
+    """input_steps=s: the online encoder's second channel of a gene is one of its image's
+    2 s + 1 smoothings at the per-image sd times sqrt(2)^j (input_detections times 2^j),
+    the middle one the channel X_darlc reads, drawn per gene and per step; the image itself
+    is unchanged; 0 leaves the one channel; the switch needs input_detections."""
+    from sngep.models.darlc.config import DARLCConfig
+    from sngep.models.darlc.smoothing import TissueSmoother, in_chunks
+    from sngep.models.darlc.train import _set_input_steps, _set_smoothed
+
+    net, data, np = _tiny_setup(n=40, input_steps=1)
+    mask = np.ones((8, 8), dtype=bool)
+    _set_smoothed(net, data)
+    _set_input_steps(data, mask)
+    assert data.xs_steps.shape == (3, 40, 8, 8)
+    assert torch.equal(data.xs_steps[1], data.xs)
+    ref = in_chunks(TissueSmoother(mask, detections=8.0), data.x)  # input_detections = 4
+    torch.testing.assert_close(data.xs_steps[2], ref)
+    idx = torch.arange(40)
+    xb, xs = data.online_input(idx)
+    assert torch.equal(xb, data.x)
+    which = [[j for j in range(3) if torch.equal(xs[i], data.xs_steps[j, i])] for i in range(40)]
+    assert all(which)
+    assert any(1 not in w for w in which)  # not always the middle channel
+    # dense images: j = -1 and 0 both round to the grid's finest sd, j = 1 is coarser
+    assert not torch.equal(data.xs_steps[2], data.xs)
+
+    plain, pdata, _ = _tiny_setup(n=40)
+    _set_smoothed(plain, pdata)
+    _set_input_steps(pdata, mask)
+    assert pdata.xs_steps is None
+    assert torch.equal(pdata.online_input(idx)[1], pdata.xs)
+    with pytest.raises(ValueError, match="input_steps"):
+        DARLCConfig.from_preset("fast", input_steps=1, input_detections=0.0)

@@ -104,7 +104,9 @@ def darlc(
         ``use_rec`` (bool; ``False``: no masked image modelling, Module I learns from
         L_clr alone); not in the paper, ``readout_drop`` (> 0: ``X_darlc`` is the [CLS]
         token averaged over ``readout_passes`` fixed subsets of that share of the tokens
-        dropped, the mixture refitted there).
+        dropped, the mixture refitted there) and ``clr_view_steps`` (> 0: L_clr's positive
+        view drawn at every step at a random step of the gene's smoothing bandwidth, up to
+        that many steps of sqrt(2) either way; ``docs/departures.md`` has what each did).
 
     Returns
     -------

@@ -82,6 +82,13 @@ class DARLCConfig:
     # by clr_weight (1: as written). The UWL weights barely move in 1500 steps, so this sets
     # the rec:clr balance (docs/departures.md); the history's clr terms are the weighted ones
     clr_weight: float = 1.0
+    # not in the paper: > 0, L_clr's positive view of a gene (the target encoder's input,
+    # eq. 9) is drawn afresh at every step from its Gaussian-kernel views at its own sd
+    # times sqrt(2)^j, j uniform in -clr_view_steps..clr_view_steps (augment='gks' with
+    # gks_detections; one step of the sd grid), so the pair differs by a random smoothing
+    # scale, not by nothing but the raw image's noise; L_rec's target keeps the own view.
+    # 0: the one view (eq. 9)
+    clr_view_steps: int = 0
     # not in the paper: weight of losses.decorrelation_loss (the mean squared correlation
     # between the head input's dimensions) added to every loss that trains the encoder: the
     # pretraining's and L2's batches, L1's all genes; 0: off. On DLPFC the default's [CLS]
@@ -184,6 +191,11 @@ class DARLCConfig:
     # effective area holds this many detected pixels on average, sigma = sqrt(n / (4 pi d))
     # with d the image's detection rate (sparse images smoothed more); 0: off
     input_detections: float = 0.0
+    # not in the paper: > 0, during training the online encoder's second channel (of both
+    # its passes) is drawn at every step, per gene, at the per-image sd of input_detections
+    # times sqrt(2)^j, j uniform in -input_steps..input_steps: an augmentation of the online
+    # view, as clr_view_steps is of the target's. X_darlc and the target read j = 0
+    input_steps: int = 0
 
     # not in the paper (it gives none): decoupled weight decay (AdamW) on Module I's weight
     # matrices; biases, norms, the [CLS] token, UWL weights and Theta are never decayed
@@ -359,7 +371,14 @@ class DARLCConfig:
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0"
                 raise ValueError(msg)
-        for name in ("clr_queue", "clr_neighbours", "view_pooling", "clr_image_exclusions"):
+        for name in (
+            "clr_queue",
+            "clr_neighbours",
+            "view_pooling",
+            "clr_image_exclusions",
+            "clr_view_steps",
+            "input_steps",
+        ):
             if getattr(self, name) < 0:
                 msg = f"{name} must be >= 0, got {getattr(self, name)}"
                 raise ValueError(msg)
@@ -368,6 +387,21 @@ class DARLCConfig:
             if not (math.isfinite(val) and val >= 0):
                 msg = f"{name} must be finite and >= 0, got {val!r}"
                 raise ValueError(msg)
+        if self.clr_view_steps > 0 and not (
+            self.augment == "gks"
+            and self.gks_detections > 0
+            and self.encoder_input == "raw"
+            and not self.view_pooling
+        ):
+            msg = (
+                "clr_view_steps draws L_clr's positive from Gaussian-kernel views at shifted "
+                "per-image bandwidths: it needs augment='gks', gks_detections > 0, "
+                "encoder_input='raw' and view_pooling=0"
+            )
+            raise ValueError(msg)
+        if self.input_steps > 0 and not self.input_detections > 0:
+            msg = "input_steps shifts the per-image bandwidth of input_detections: it needs > 0"
+            raise ValueError(msg)
         if not (self.use_rec or self.use_clr):
             msg = "use_rec=False needs use_clr=True: Module I would have no loss to learn from"
             raise ValueError(msg)

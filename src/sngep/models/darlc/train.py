@@ -41,7 +41,7 @@ from sngep.models.darlc.losses import (
     normalized_similarity,
 )
 from sngep.models.darlc.smm import StudentTMixture, kl_loss, size_loss, target_distribution
-from sngep.models.darlc.smoothing import detection_rate, in_chunks
+from sngep.models.darlc.smoothing import TissueSmoother, detection_rate, in_chunks
 from sngep.models.darlc.vit import ModuleI, ProjectionHead, random_masking
 
 
@@ -212,6 +212,34 @@ class _Data:
     lap_weight: torch.Tensor | None = None
     # rec_target='detection': (N,) each gene's detection rate, its image's share of the target
     rec_weight: torch.Tensor | None = None
+    # clr_view_steps > 0: (2 s + 1, N, H, W) the positive views at the own sd times
+    # sqrt(2)^j, j = -s..s (the middle one is v), and their second channels (or None)
+    v_steps: torch.Tensor | None = None
+    vs_steps: torch.Tensor | None = None
+    # input_steps > 0: (2 s + 1, N, H, W) the encoder's second channel of x at the per-image
+    # sd times sqrt(2)^j, j = -s..s (the middle one is xs)
+    xs_steps: torch.Tensor | None = None
+
+    def online_input(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images ``idx`` and their second channel for the online encoder: ``xs``, or
+        with ``input_steps`` each drawn at a random bandwidth step."""
+        if self.xs_steps is None:
+            return self.x[idx], self.smoothed(idx)
+        j = torch.randint(
+            self.xs_steps.shape[0], (len(idx),), generator=self.gen, device=self.gen.device
+        ).to(idx.device)
+        return self.x[idx], self.xs_steps[j, idx]
+
+    def positives(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """L_clr's positive views of ``idx`` and their second channels: the own views, or
+        with ``clr_view_steps`` each drawn at a random bandwidth step."""
+        if self.v_steps is None:
+            return self.v[idx], self.smoothed(idx, view=True)
+        j = torch.randint(
+            self.v_steps.shape[0], (len(idx),), generator=self.gen, device=self.gen.device
+        ).to(idx.device)
+        vs = None if self.vs_steps is None else self.vs_steps[j, idx]
+        return self.v_steps[j, idx], vs
 
     def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
         """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
@@ -412,7 +440,7 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
     sparse samplings of one gene must land on the same embedding.
     """
     cfg = data.cfg
-    xb, xs = data.x[idx], data.smoothed(idx)
+    xb, xs = data.online_input(idx)
     if cfg.pixel_dropout > 0:
         keep = torch.rand(xb.shape, generator=data.gen, device=data.gen.device) >= cfg.pixel_dropout
         xb, xs = xb * keep.to(xb.device), None
@@ -435,7 +463,7 @@ def _ssl_loss(net: DARLCNet, idx: torch.Tensor, data: _Data, *, features: bool =
         if dropped:  # the second pass on a random (1 - clr_drop) of the tokens
             online, _ = net.module_i.encoder(xb, cfg.clr_drop, data.gen, smoothed=xs)
         e = net.module_i.head(online)  # eq. 9
-        e_bar = net.module_i.target_embed(data.v[idx], data.smoothed(idx, view=True))
+        e_bar = net.module_i.target_embed(*data.positives(idx))
         clr = cfg.clr_weight * data.contrast(e, e_bar, idx)
     else:
         clr = torch.zeros((), device=xb.device)
@@ -1098,6 +1126,47 @@ def _set_smoothed(net: DARLCNet, data: _Data) -> None:
     data.xs, data.vs = (in_chunks(enc.smooth, t) for t in (data.x, data.v))
 
 
+def _set_view_steps(net: DARLCNet, data: _Data, mask: np.ndarray | None) -> None:
+    """``clr_view_steps``: the positive views at the per-image sd times sqrt(2)^j (the
+    bandwidth rule's ``gks_detections`` times 2^j), standardised as the views are; j = 0
+    is the view training was given."""
+    cfg, s = data.cfg, data.cfg.clr_view_steps
+    if not s or not cfg.use_clr:
+        return
+    tissue = np.ones(data.x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
+    steps = []
+    for j in range(-s, s + 1):
+        if j == 0:
+            steps.append(data.v)
+            continue
+        smoother = TissueSmoother(tissue, detections=cfg.gks_detections * 2.0**j)
+        v = in_chunks(smoother.to(data.x.device), data.x)
+        steps.append(
+            torch.as_tensor(normalise_images(v.cpu().numpy(), tissue), device=data.x.device)
+        )
+    data.v_steps = torch.stack(steps)
+    if net.module_i.encoder.smoother is not None:
+        enc = net.module_i.encoder
+        data.vs_steps = torch.stack([in_chunks(enc.smooth, v) for v in data.v_steps])
+
+
+def _set_input_steps(data: _Data, mask: np.ndarray | None) -> None:
+    """``input_steps``: the online encoder's second channel of every image at the
+    per-image sd times sqrt(2)^j (``input_detections`` times 2^j); j = 0 is ``xs``."""
+    cfg, s = data.cfg, data.cfg.input_steps
+    if not s:
+        return
+    tissue = np.ones(data.x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
+    steps = []
+    for j in range(-s, s + 1):
+        if j == 0:
+            steps.append(data.xs)
+            continue
+        smoother = TissueSmoother(tissue, detections=cfg.input_detections * 2.0**j)
+        steps.append(in_chunks(smoother.to(data.x.device), data.x))
+    data.xs_steps = torch.stack(steps)
+
+
 def _set_start_reps(data: _Data, similarity: Any) -> None:
     """What ``cluster_init`` and ``lap_graph`` read besides z: the rows of S
     (``'seed_similarity'``, ``'consensus'``) and the flattened positive views
@@ -1263,6 +1332,8 @@ def fit(
         if cfg.rec_target == "detection":
             data.rec_weight = tissue_detection(data.x, mask)
         _set_smoothed(net, data)
+        _set_view_steps(net, data, mask)
+        _set_input_steps(data, mask)
         _set_start_reps(data, similarity)
         if cfg.uses_neighbours:
             _set_neighbours(data, similarity, device)
