@@ -220,26 +220,25 @@ class _Data:
     # sd times sqrt(2)^j, j = -s..s (the middle one is xs)
     xs_steps: torch.Tensor | None = None
 
-    def online_input(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The images ``idx`` and their second channel for the online encoder: ``xs``, or
-        with ``input_steps`` each drawn at a random bandwidth step."""
-        if self.xs_steps is None:
-            return self.x[idx], self.smoothed(idx)
-        j = torch.randint(
-            self.xs_steps.shape[0], (len(idx),), generator=self.gen, device=self.gen.device
-        ).to(idx.device)
-        return self.x[idx], self.xs_steps[j, idx]
-
     def positives(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """L_clr's positive views of ``idx`` and their second channels: the own views, or
         with ``clr_view_steps`` each drawn at a random bandwidth step."""
         if self.v_steps is None:
             return self.v[idx], self.smoothed(idx, view=True)
-        j = torch.randint(
-            self.v_steps.shape[0], (len(idx),), generator=self.gen, device=self.gen.device
-        ).to(idx.device)
-        vs = None if self.vs_steps is None else self.vs_steps[j, idx]
-        return self.v_steps[j, idx], vs
+        j = self._draw_steps(self.v_steps, idx)
+        return self.v_steps[j, idx], (None if self.vs_steps is None else self.vs_steps[j, idx])
+
+    def online_input(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The images ``idx`` and their second channel for the online encoder: ``xs``, or
+        with ``input_steps`` each drawn at a random bandwidth step."""
+        if self.xs_steps is None:
+            return self.x[idx], self.smoothed(idx)
+        return self.x[idx], self.xs_steps[self._draw_steps(self.xs_steps, idx), idx]
+
+    def _draw_steps(self, steps: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """One uniformly drawn index into ``steps``' first axis per gene of ``idx``."""
+        j = torch.randint(steps.shape[0], (len(idx),), generator=self.gen, device=self.gen.device)
+        return j.to(idx.device)
 
     def smoothed(self, idx: slice | torch.Tensor, *, view: bool = False) -> torch.Tensor | None:
         """The precomputed second channel of ``x[idx]`` (``v[idx]`` with ``view``), or None."""
@@ -1126,6 +1125,19 @@ def _set_smoothed(net: DARLCNet, data: _Data) -> None:
     data.xs, data.vs = (in_chunks(enc.smooth, t) for t in (data.x, data.v))
 
 
+def _bandwidth_steps(
+    x: torch.Tensor, mask: np.ndarray | None, detections: float, s: int, middle: torch.Tensor
+) -> list[torch.Tensor]:
+    """``x`` smoothed inside the tissue at the per-image sd times sqrt(2)^j, j = -s..s (the
+    bandwidth rule at ``detections`` times 2^j); ``middle`` stands for j = 0."""
+    tissue = np.ones(x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
+    out = []
+    for j in range(-s, s + 1):
+        smoother = TissueSmoother(tissue, detections=detections * 2.0**j).to(x.device)
+        out.append(middle if j == 0 else in_chunks(smoother, x))
+    return out
+
+
 def _set_view_steps(net: DARLCNet, data: _Data, mask: np.ndarray | None) -> None:
     """``clr_view_steps``: the positive views at the per-image sd times sqrt(2)^j (the
     bandwidth rule's ``gks_detections`` times 2^j), standardised as the views are; j = 0
@@ -1134,17 +1146,13 @@ def _set_view_steps(net: DARLCNet, data: _Data, mask: np.ndarray | None) -> None
     if not s or not cfg.use_clr:
         return
     tissue = np.ones(data.x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
-    steps = []
-    for j in range(-s, s + 1):
-        if j == 0:
-            steps.append(data.v)
-            continue
-        smoother = TissueSmoother(tissue, detections=cfg.gks_detections * 2.0**j)
-        v = in_chunks(smoother.to(data.x.device), data.x)
-        steps.append(
-            torch.as_tensor(normalise_images(v.cpu().numpy(), tissue), device=data.x.device)
-        )
-    data.v_steps = torch.stack(steps)
+    steps = _bandwidth_steps(data.x, mask, cfg.gks_detections, s, data.v)
+    data.v_steps = torch.stack(
+        [
+            v if j == s else torch.as_tensor(normalise_images(v.cpu().numpy(), tissue)).to(v)
+            for j, v in enumerate(steps)
+        ]
+    )
     if net.module_i.encoder.smoother is not None:
         enc = net.module_i.encoder
         data.vs_steps = torch.stack([in_chunks(enc.smooth, v) for v in data.v_steps])
@@ -1154,17 +1162,9 @@ def _set_input_steps(data: _Data, mask: np.ndarray | None) -> None:
     """``input_steps``: the online encoder's second channel of every image at the
     per-image sd times sqrt(2)^j (``input_detections`` times 2^j); j = 0 is ``xs``."""
     cfg, s = data.cfg, data.cfg.input_steps
-    if not s:
-        return
-    tissue = np.ones(data.x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
-    steps = []
-    for j in range(-s, s + 1):
-        if j == 0:
-            steps.append(data.xs)
-            continue
-        smoother = TissueSmoother(tissue, detections=cfg.input_detections * 2.0**j)
-        steps.append(in_chunks(smoother.to(data.x.device), data.x))
-    data.xs_steps = torch.stack(steps)
+    if s:
+        steps = _bandwidth_steps(data.x, mask, cfg.input_detections, s, data.xs)
+        data.xs_steps = torch.stack(steps)
 
 
 def _set_start_reps(data: _Data, similarity: Any) -> None:
