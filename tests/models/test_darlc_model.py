@@ -172,6 +172,25 @@ def test_clr_neighbours_fit_is_deterministic_and_needs_the_similarity(data):
         fit(similarity=None, clr_neighbours=3, use_lap=False, cluster_init="kmeans")
 
 
+def test_bandwidth_step_fits_are_deterministic_and_refuse_given_views(data):
+    """clr_view_steps / input_steps: a fit repeats exactly with the same seed and differs
+    from the default's; given views cannot be shifted in bandwidth, so they are refused."""
+    images, mask, sim, _ = data
+    kw = dict(FAST, pretrain_steps=6, batch_size=4)
+
+    def fit(views=None, **over):
+        m = DARLC(3, random_state=0, **kw, **over)
+        return m.fit(images, mask=mask, similarity=sim, views=views, show_progress_bar=False)
+
+    base = fit().embedding_
+    for over in ({"clr_view_steps": 1}, {"input_steps": 1}):
+        a, b = fit(**over).embedding_, fit(**over).embedding_
+        np.testing.assert_array_equal(a, b)
+        assert not np.allclose(a, base)
+    with pytest.raises(ValueError, match="with views=... pass clr_view_steps=0"):
+        fit(views=images, clr_view_steps=1)
+
+
 @pytest.mark.parametrize(
     "switch",
     [

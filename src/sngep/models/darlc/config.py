@@ -87,7 +87,8 @@ class DARLCConfig:
     # times sqrt(2)^j, j uniform in -clr_view_steps..clr_view_steps (augment='gks' with
     # gks_detections; one step of the sd grid), so the pair differs by a random smoothing
     # scale, not by nothing but the raw image's noise; L_rec's target keeps the own view.
-    # 0: the one view (eq. 9)
+    # Holds 2 clr_view_steps + 1 copies of the views (and of their second channels) in
+    # memory; views given to DARLC.fit are refused. 0: the one view (eq. 9)
     clr_view_steps: int = 0
     # not in the paper: weight of losses.decorrelation_loss (the mean squared correlation
     # between the head input's dimensions) added to every loss that trains the encoder: the

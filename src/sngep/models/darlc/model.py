@@ -128,6 +128,12 @@ class DARLC:
         if self.config.uses_neighbours and similarity is None:
             msg = "clr_neighbours > 0 needs the seeding similarity (sngep.tl.seed_similarity)"
             raise ValueError(msg)
+        if views is not None and self.config.clr_view_steps > 0:
+            msg = (
+                "clr_view_steps smooths the images at shifted bandwidths around the views it "
+                "makes itself; with views=... pass clr_view_steps=0"
+            )
+            raise ValueError(msg)
         x = normalise_images(images, mask)
         t_views = time.perf_counter()
         self.denoiser_ = None
