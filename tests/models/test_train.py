@@ -909,13 +909,16 @@ def test_clr_view_steps_draws_each_positive_from_views_at_shifted_bandwidths():
     switch needs per-image Gaussian-kernel views."""
     from sngep.models.darlc.config import DARLCConfig
     from sngep.models.darlc.smoothing import TissueSmoother, in_chunks
-    from sngep.models.darlc.train import _set_view_steps, normalise_images
+    from sngep.models.darlc.train import _set_smoothed, _set_view_steps, normalise_images
 
     net, data, np = _tiny_setup(n=40, clr_view_steps=1)
     mask = np.ones((8, 8), dtype=bool)
+    _set_smoothed(net, data)  # as fit does first
     _set_view_steps(net, data, mask)
     assert data.v_steps.shape == (3, 40, 8, 8)
     assert torch.equal(data.v_steps[1], data.v)
+    assert torch.equal(data.vs_steps[1], data.vs)
+    torch.testing.assert_close(data.vs_steps[0], net.module_i.encoder.smooth(data.v_steps[0]))
     for j, det in ((0, 2.0), (2, 8.0)):  # gks_detections = 4 in the preset
         ref = normalise_images(in_chunks(TissueSmoother(mask, detections=det), data.x).numpy())
         torch.testing.assert_close(data.v_steps[j], torch.as_tensor(ref))

@@ -1141,26 +1141,29 @@ def _bandwidth_steps(
 def _set_view_steps(net: DARLCNet, data: _Data, mask: np.ndarray | None) -> None:
     """``clr_view_steps``: the positive views at the per-image sd times sqrt(2)^j (the
     bandwidth rule's ``gks_detections`` times 2^j), standardised as the views are; j = 0
-    is the view training was given."""
+    is the view training was given (and its second channel ``vs``: after
+    :func:`_set_smoothed`)."""
     cfg, s = data.cfg, data.cfg.clr_view_steps
     if not s or not cfg.use_clr:
         return
-    tissue = np.ones(data.x.shape[1:], dtype=bool) if mask is None else np.asarray(mask, bool)
     steps = _bandwidth_steps(data.x, mask, cfg.gks_detections, s, data.v)
     data.v_steps = torch.stack(
         [
-            v if j == s else torch.as_tensor(normalise_images(v.cpu().numpy(), tissue)).to(v)
+            v if j == s else torch.as_tensor(normalise_images(v.cpu().numpy(), mask)).to(v)
             for j, v in enumerate(steps)
         ]
     )
-    if net.module_i.encoder.smoother is not None:
-        enc = net.module_i.encoder
-        data.vs_steps = torch.stack([in_chunks(enc.smooth, v) for v in data.v_steps])
+    enc = net.module_i.encoder
+    if enc.smoother is not None:  # j = 0's channel is vs, smoothed once already
+        data.vs_steps = torch.stack(
+            [data.vs if j == s else in_chunks(enc.smooth, v) for j, v in enumerate(data.v_steps)]
+        )
 
 
 def _set_input_steps(data: _Data, mask: np.ndarray | None) -> None:
     """``input_steps``: the online encoder's second channel of every image at the
-    per-image sd times sqrt(2)^j (``input_detections`` times 2^j); j = 0 is ``xs``."""
+    per-image sd times sqrt(2)^j (``input_detections`` times 2^j); j = 0 is ``xs`` (after
+    :func:`_set_smoothed`)."""
     cfg, s = data.cfg, data.cfg.input_steps
     if s:
         steps = _bandwidth_steps(data.x, mask, cfg.input_detections, s, data.xs)
